@@ -1,0 +1,223 @@
+//! The checkout path: `acquire()` and `try_acquire()`.
+//!
+//! 1. **Wait** for a permit: one CAS when one is free, else a FIFO place in
+//!    the semaphore's queue.
+//! 2. Pop an idle connection. Skip (close) it if the manager's free
+//!    `is_broken` says so. If it sat idle longer than
+//!    `validation_skip_window`, **validate** it under `validation_timeout`;
+//!    a failure closes it and the loop goes on with the next one.
+//! 3. If nothing is idle, reserve a slot and **connect** in a spawned task.
+//!    A retryable failure is retried with a capped, growing pause; a
+//!    non-retryable one is returned at once.
+//!
+//! The whole of it runs under one deadline, `acquire_timeout`; on expiry the
+//! error names the phase that was in progress and carries a statistics
+//! snapshot and the pool's last connection error.
+//!
+//! Cancellation at any `.await` loses nothing: see the comment at each one.
+
+use crate::sync::{Arc, AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Phase, PoolError, TimeoutError};
+use crate::guard::PooledConnection;
+use crate::manager::Manager;
+use crate::open::{spawn_open, validate};
+use crate::pool::Pool;
+use crate::semaphore::TryAcquireError;
+use crate::shared::{Permit, Shared};
+use crate::slot::Slot;
+
+/// First pause before retrying a failed connect within one `acquire()`.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(25);
+/// Longest pause between connect retries within one `acquire()`.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
+
+/// The phase in progress, readable after the checkout future is dropped by
+/// its timeout.
+struct PhaseCell(AtomicU8);
+
+impl PhaseCell {
+    fn new() -> Self {
+        Self(AtomicU8::new(0))
+    }
+
+    fn set(&self, phase: Phase) {
+        let code = match phase {
+            Phase::Connect => 1,
+            Phase::Validate => 2,
+            _ => 0,
+        };
+        self.0.store(code, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> Phase {
+        match self.0.load(Ordering::Relaxed) {
+            1 => Phase::Connect,
+            2 => Phase::Validate,
+            _ => Phase::Wait,
+        }
+    }
+}
+
+impl<M: Manager> Pool<M> {
+    /// Gets a connection, waiting up to `acquire_timeout` in all.
+    ///
+    /// Waiters are served in arrival order. Dropping the returned future at
+    /// any point is safe: a queued place is given up, a permit granted in the
+    /// meantime goes to the next waiter, and a connection being opened goes
+    /// to the idle queue.
+    pub async fn acquire(&self) -> Result<PooledConnection<M>, PoolError<M::Error>> {
+        let shared = &self.shared;
+        let started = Instant::now();
+        let deadline = started + shared.config.acquire_timeout;
+        let phase = PhaseCell::new();
+        // Cancel-safe: see `checkout`.
+        match tokio::time::timeout_at(deadline, checkout(shared, &phase, deadline)).await {
+            Ok(Ok(guard)) => Ok(guard),
+            Ok(Err(error)) => {
+                shared.stats.acquire_errors.incr();
+                Err(error)
+            }
+            Err(_) => {
+                shared.stats.timeouts.incr();
+                let error = TimeoutError {
+                    phase: phase.get(),
+                    waited: started.elapsed(),
+                    timeout: shared.config.acquire_timeout,
+                    statistics: shared.statistics(),
+                    last_error: shared.last_error.load_full(),
+                };
+                tracing::warn!(
+                    target: "pool_core::acquire",
+                    phase = %error.phase,
+                    waited_ms = error.waited.as_millis() as u64,
+                    "acquire timed out"
+                );
+                Err(PoolError::Timeout(Box::new(error)))
+            }
+        }
+    }
+
+    /// Gets an idle connection without waiting, or fails at once.
+    ///
+    /// Never waits, never opens a connection and never does I/O: the
+    /// connection is checked only with the manager's free `is_broken`, not
+    /// validated. Fails with [`PoolError::Exhausted`] when nothing is idle
+    /// (or waiters are queued: they come first).
+    pub fn try_acquire(&self) -> Result<PooledConnection<M>, PoolError<M::Error>> {
+        let shared = &self.shared;
+        match shared.semaphore.try_acquire() {
+            Ok(()) => {}
+            Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
+            Err(TryAcquireError::NoPermits) => {
+                return Err(PoolError::Exhausted(Box::new(shared.statistics())))
+            }
+        }
+        let permit = Permit::taken(Arc::clone(shared));
+        while let Some(mut conn) = shared.idle.pop() {
+            if shared.manager.is_broken(&mut conn.raw) {
+                continue;
+            }
+            shared.stats.acquisitions_immediate.incr();
+            return Ok(PooledConnection::new(conn, permit));
+        }
+        drop(permit);
+        Err(PoolError::Exhausted(Box::new(shared.statistics())))
+    }
+}
+
+/// Takes a permit: at once if one is free, else in FIFO order. Returns
+/// whether the caller had to queue.
+async fn take_permit<M: Manager>(
+    shared: &Arc<Shared<M>>,
+) -> Result<(Permit<M>, bool), PoolError<M::Error>> {
+    let waited = match shared.semaphore.try_acquire() {
+        Ok(()) => false,
+        Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
+        Err(TryAcquireError::NoPermits) => {
+            // Cancel-safe: a dropped `Acquire` unlinks itself, or passes on a
+            // permit it was granted but never took.
+            shared
+                .semaphore
+                .acquire()
+                .await
+                .map_err(|_closed| PoolError::Closed)?;
+            true
+        }
+    };
+    Ok((Permit::taken(Arc::clone(shared)), waited))
+}
+
+async fn checkout<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    phase: &PhaseCell,
+    deadline: Instant,
+) -> Result<PooledConnection<M>, PoolError<M::Error>> {
+    let (mut permit, waited) = take_permit(shared).await?;
+    let count_success = || {
+        if waited {
+            shared.stats.acquisitions_waited.incr();
+        } else {
+            shared.stats.acquisitions_immediate.incr();
+        }
+    };
+    let max_size = u64::from(shared.config.max_size);
+    let mut retry_delay = FIRST_RETRY_DELAY;
+    loop {
+        if shared.is_closed() {
+            return Err(PoolError::Closed);
+        }
+        if let Some(mut conn) = shared.idle.pop() {
+            if shared.manager.is_broken(&mut conn.raw) {
+                tracing::debug!(target: "pool_core::acquire", connection_id = conn.id, "idle connection is broken; closing it");
+                continue;
+            }
+            if conn.last_used.elapsed() >= shared.config.validation_skip_window {
+                phase.set(Phase::Validate);
+                // Cancel-safe: if dropped mid-check, `conn` closes (its
+                // protocol state is unknown) and its slot frees capacity.
+                if validate(shared, &mut conn).await.is_err() {
+                    phase.set(Phase::Wait);
+                    continue;
+                }
+            }
+            count_success();
+            return Ok(PooledConnection::new(conn, permit));
+        }
+        let Some(slot) = Slot::try_open(&shared.stats, max_size) else {
+            // Full, yet nothing idle to pop: a connection is moving into the
+            // idle queue (or out of it to be closed) this very instant.
+            tokio::task::yield_now().await;
+            continue;
+        };
+        phase.set(Phase::Connect);
+        // Cancel-safe: the connect task owns the permit and the slot now; if
+        // this caller is gone it parks the connection in the idle queue.
+        match spawn_open(permit, slot).await {
+            Ok(Ok((conn, permit))) => {
+                count_success();
+                return Ok(PooledConnection::new(conn, permit));
+            }
+            Ok(Err(failure)) => {
+                if !failure.retryable {
+                    return Err(PoolError::Connection(failure.error));
+                }
+                permit = failure.permit;
+                let pause = retry_delay.min(deadline.saturating_duration_since(Instant::now()));
+                // Cancel-safe: only the permit is held; dropping it releases it.
+                tokio::time::sleep(pause).await;
+                retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
+            }
+            Err(_task_died) => {
+                // The connect task panicked (a bug in the manager); its permit
+                // was released when it unwound. Queue again for a new one.
+                tracing::error!(target: "pool_core::connect", "connect task panicked; retrying");
+                phase.set(Phase::Wait);
+                permit = take_permit(shared).await?.0;
+            }
+        }
+    }
+}

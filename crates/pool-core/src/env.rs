@@ -1,0 +1,185 @@
+//! Reading [`PoolConfig`] from `POOL_*` variables.
+//!
+//! Durations are plain numbers with the unit in the name
+//! (`POOL_ACQUIRE_TIMEOUT_MS=2000`). Every bad variable is reported, not only
+//! the first, and an unknown `POOL_*` variable is an error (with the nearest
+//! known name suggested): a typo must not silently fall back to a default.
+//! Tests use [`PoolConfig::from_iter`] so they never touch the process
+//! environment.
+
+use std::time::Duration;
+
+use crate::config::{duration_variable, PoolConfig};
+use crate::error::{ConfigError, ConfigIssue};
+
+/// Every variable [`PoolConfig::from_env`] understands.
+pub const POOL_VARIABLES: &[&str] = &[
+    "POOL_MIN_SIZE",
+    "POOL_MAX_SIZE",
+    "POOL_ACQUIRE_TIMEOUT_MS",
+    "POOL_CREATE_TIMEOUT_MS",
+    "POOL_VALIDATION_TIMEOUT_MS",
+    "POOL_VALIDATION_SKIP_WINDOW_MS",
+];
+
+impl PoolConfig {
+    /// Reads the configuration from the process environment: defaults,
+    /// overridden by every `POOL_*` variable that is set, then validated.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_iter(std::env::vars())
+    }
+
+    /// Reads the configuration from key/value pairs, as if they were the
+    /// environment. Keys that do not start with `POOL_` are ignored.
+    ///
+    /// ```
+    /// use pool_core::PoolConfig;
+    ///
+    /// let config = PoolConfig::from_iter([("POOL_MAX_SIZE", "20")]).unwrap();
+    /// assert_eq!(config.max_size, 20);
+    ///
+    /// let err = PoolConfig::from_iter([("POOL_MAX_SIZE", "1"), ("POOL_MIN_SIZE", "2")]).unwrap_err();
+    /// assert!(err.to_string().contains("increase POOL_MAX_SIZE or reduce POOL_MIN_SIZE"));
+    /// ```
+    #[allow(clippy::should_implement_trait)] // returns a Result; FromIterator cannot
+    pub fn from_iter<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        Self::from_iter_with_known(vars, &[])
+    }
+
+    /// Like [`from_iter`](PoolConfig::from_iter), but accepts the extra
+    /// `POOL_*` names in `also_known` without reporting them as unknown (a
+    /// backend crate reads those itself).
+    pub fn from_iter_with_known<I, K, V>(vars: I, also_known: &[&str]) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let mut config = PoolConfig::default();
+        let mut issues = Vec::new();
+        let mut unparsed: Vec<&'static str> = Vec::new();
+        for (key, value) in vars {
+            let (key, value) = (key.as_ref(), value.as_ref().trim());
+            if !key.starts_with("POOL_") || also_known.contains(&key) {
+                continue;
+            }
+            let applied = match key {
+                "POOL_MIN_SIZE" => parse_size(key, value).map(|v| config.min_size = v),
+                "POOL_MAX_SIZE" => parse_size(key, value).map(|v| config.max_size = v),
+                "POOL_ACQUIRE_TIMEOUT_MS" => {
+                    parse_ms(key, value).map(|v| config.acquire_timeout = v)
+                }
+                "POOL_CREATE_TIMEOUT_MS" => parse_ms(key, value).map(|v| config.create_timeout = v),
+                "POOL_VALIDATION_TIMEOUT_MS" => {
+                    parse_ms(key, value).map(|v| config.validation_timeout = v)
+                }
+                "POOL_VALIDATION_SKIP_WINDOW_MS" => {
+                    parse_ms(key, value).map(|v| config.validation_skip_window = v)
+                }
+                unknown => Err(unknown_variable(unknown, value, also_known)),
+            };
+            if let Err(issue) = applied {
+                unparsed.push(issue.field);
+                issues.push(issue);
+            }
+        }
+        // Relations between settings are only judged on values that parsed:
+        // a bad POOL_MAX_SIZE must not also produce a misleading
+        // "max_size (10) must be >= min_size" line about the default.
+        if let Err(invalid) = config.validate() {
+            issues.extend(
+                invalid
+                    .into_issues()
+                    .into_iter()
+                    .filter(|issue| !unparsed.contains(&issue.field)),
+            );
+        }
+        ConfigError::from_issues(issues).map(|()| config)
+    }
+}
+
+fn parse_size(variable: &str, value: &str) -> Result<u32, ConfigIssue> {
+    value.parse::<u32>().map_err(|_| {
+        ConfigIssue::new(
+            field_of(variable),
+            variable,
+            value,
+            format!("{variable} ({value:?}) is not a whole number of connections"),
+            format!("set {variable} to a whole number such as 10"),
+        )
+    })
+}
+
+fn parse_ms(variable: &str, value: &str) -> Result<Duration, ConfigIssue> {
+    value
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| {
+            ConfigIssue::new(
+                field_of(variable),
+                variable,
+                value,
+                format!("{variable} ({value:?}) is not a whole number of milliseconds"),
+                format!("set {variable} to milliseconds without a unit, e.g. {variable}=5000"),
+            )
+        })
+}
+
+/// The configuration field a known variable sets.
+fn field_of(variable: &str) -> &'static str {
+    const FIELDS: &[&str] = &[
+        "min_size",
+        "max_size",
+        "acquire_timeout",
+        "create_timeout",
+        "validation_timeout",
+        "validation_skip_window",
+    ];
+    FIELDS
+        .iter()
+        .copied()
+        .find(|field| {
+            variable == format!("POOL_{}", field.to_ascii_uppercase())
+                || variable == duration_variable(field)
+        })
+        .unwrap_or("unknown")
+}
+
+fn unknown_variable(variable: &str, value: &str, also_known: &[&str]) -> ConfigIssue {
+    let known: Vec<&str> = POOL_VARIABLES.iter().chain(also_known).copied().collect();
+    let nearest = known
+        .iter()
+        .min_by_key(|candidate| edit_distance(variable, candidate))
+        .copied()
+        .unwrap_or("POOL_MAX_SIZE");
+    ConfigIssue::new(
+        "unknown",
+        variable,
+        value,
+        format!("{variable} is not a setting of this pool"),
+        format!(
+            "did you mean {nearest}? Known variables: {}; unset {variable} otherwise",
+            known.join(", ")
+        ),
+    )
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut current = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != *cb);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}

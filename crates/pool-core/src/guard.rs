@@ -1,0 +1,121 @@
+//! The RAII connection guard.
+//!
+//! A [`PooledConnection`] owns a connection and the permit it was lent
+//! under. It derefs to the backend connection. Dropping it returns the
+//! connection to the idle queue (unless the manager's free `is_broken`
+//! check says otherwise, or the pool is closed) and only *then* releases the
+//! permit, so the next waiter finds the connection already idle.
+//! [`PooledConnection::discard`] closes a connection the caller knows is
+//! bad instead of returning it.
+
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::idle::Conn;
+use crate::manager::Manager;
+use crate::shared::Permit;
+
+/// A connection lent by the pool. Gives it back when dropped.
+#[must_use = "dropping the guard returns the connection at once"]
+pub struct PooledConnection<M: Manager> {
+    // Field order matters: the connection is returned in `Drop::drop`,
+    // before the permit (dropped with the fields) wakes the next waiter.
+    conn: Option<Conn<M::Connection>>,
+    permit: Permit<M>,
+    acquired_at: Instant,
+}
+
+impl<M: Manager> PooledConnection<M> {
+    pub(crate) fn new(conn: Conn<M::Connection>, permit: Permit<M>) -> Self {
+        Self {
+            conn: Some(conn),
+            permit,
+            acquired_at: Instant::now(),
+        }
+    }
+
+    fn conn(&self) -> &Conn<M::Connection> {
+        // Invariant: `conn` is `Some` until `Drop` or `discard` consume it.
+        match &self.conn {
+            Some(conn) => conn,
+            None => unreachable!("connection taken before the guard was dropped"),
+        }
+    }
+
+    fn conn_mut(&mut self) -> &mut Conn<M::Connection> {
+        match &mut self.conn {
+            Some(conn) => conn,
+            None => unreachable!("connection taken before the guard was dropped"),
+        }
+    }
+
+    /// The pool-unique id of this connection (as used in log lines).
+    pub fn id(&self) -> u64 {
+        self.conn().id
+    }
+
+    /// How long this guard has been held.
+    pub fn held_for(&self) -> Duration {
+        self.acquired_at.elapsed()
+    }
+
+    /// How long ago the connection was opened.
+    pub fn age(&self) -> Duration {
+        self.conn().created_at.elapsed()
+    }
+
+    /// Closes the connection instead of returning it: use it when you know
+    /// the connection is unusable (a protocol error, a session left in an
+    /// unknown state). Its capacity is freed at once.
+    pub fn discard(mut self) {
+        if let Some(conn) = self.conn.take() {
+            tracing::debug!(target: "pool_core::pool", connection_id = conn.id, "connection discarded by its user");
+            self.permit.shared().stats.releases.incr();
+            drop(conn);
+        }
+    }
+}
+
+impl<M: Manager> Deref for PooledConnection<M> {
+    type Target = M::Connection;
+
+    fn deref(&self) -> &M::Connection {
+        &self.conn().raw
+    }
+}
+
+impl<M: Manager> DerefMut for PooledConnection<M> {
+    fn deref_mut(&mut self) -> &mut M::Connection {
+        &mut self.conn_mut().raw
+    }
+}
+
+impl<M: Manager> Drop for PooledConnection<M> {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let shared = self.permit.shared();
+        shared.stats.releases.incr();
+        if shared.manager.is_broken(&mut conn.raw) {
+            tracing::debug!(target: "pool_core::pool", connection_id = conn.id, "returned connection is broken; closing it");
+            return;
+        }
+        conn.last_used = Instant::now();
+        shared.return_to_idle(conn);
+        // `self.permit` is released after this body: the next waiter wakes
+        // up with the connection already in the idle queue.
+    }
+}
+
+impl<M: Manager> fmt::Debug for PooledConnection<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PooledConnection")
+            .field("id", &self.conn.as_ref().map(|c| c.id))
+            .field("held_for", &self.acquired_at.elapsed())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,73 @@
+//! The idle queue and per-connection metadata.
+//!
+//! Idle connections sit in a lock-free, bounded `crossbeam_queue::ArrayQueue`
+//! sized `max_size`, so a push can only fail if the size invariant is
+//! already broken (it is handled, never a panic). The queue is FIFO: every
+//! idle connection is used in turn.
+//!
+//! A [`Conn`] carries its [`Slot`]; pushing moves the slot to `Idle` *before*
+//! the connection becomes visible to poppers, and popping moves it to
+//! `InUse` *after* the pop, so the gauges never count a connection twice or
+//! go negative.
+
+use crossbeam_queue::ArrayQueue;
+use tokio::time::Instant;
+
+use crate::slot::{Slot, SlotState};
+
+/// An open connection with what the pool knows about it.
+#[derive(Debug)]
+pub(crate) struct Conn<C> {
+    /// The backend connection.
+    pub(crate) raw: C,
+    /// Its share of capacity; dropped with it.
+    pub(crate) slot: Slot,
+    /// Pool-unique id, for logs.
+    pub(crate) id: u64,
+    /// When the connect finished.
+    pub(crate) created_at: Instant,
+    /// When it was last given back (or created).
+    pub(crate) last_used: Instant,
+}
+
+/// The lock-free queue of idle connections.
+#[derive(Debug)]
+pub(crate) struct IdleQueue<C> {
+    queue: ArrayQueue<Conn<C>>,
+}
+
+impl<C> IdleQueue<C> {
+    /// A queue with room for `capacity` connections (the pool's `max_size`).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            queue: ArrayQueue::new(capacity.max(1)),
+        }
+    }
+
+    /// Makes `conn` available. Gives it back if the queue is full (which
+    /// would mean the size invariant is broken; the caller closes it).
+    pub(crate) fn push(&self, mut conn: Conn<C>) -> Result<(), Conn<C>> {
+        conn.slot.set(SlotState::Idle);
+        self.queue.push(conn).map_err(|mut conn| {
+            conn.slot.set(SlotState::InUse);
+            conn
+        })
+    }
+
+    /// Takes the oldest idle connection, now counted as in use.
+    pub(crate) fn pop(&self) -> Option<Conn<C>> {
+        let mut conn = self.queue.pop()?;
+        conn.slot.set(SlotState::InUse);
+        Some(conn)
+    }
+
+    /// Removes every idle connection (they close when dropped).
+    pub(crate) fn drain(&self) -> usize {
+        let mut closed = 0;
+        while let Some(conn) = self.queue.pop() {
+            drop(conn);
+            closed += 1;
+        }
+        closed
+    }
+}

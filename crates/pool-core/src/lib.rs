@@ -1,0 +1,71 @@
+//! A generic, FIFO-fair, cancel-safe async connection pool.
+//!
+//! `pool-core` knows nothing about any database: a [`Manager`] opens,
+//! validates and judges connections, and the pool does the rest. The
+//! PostgreSQL connector is the `pool-pg` crate.
+//!
+//! # Design in one paragraph
+//!
+//! Idle connections sit in a lock-free queue. Callers take a permit from a
+//! hand-written FIFO semaphore (one CAS when uncontended), pop an idle
+//! connection, and validate it only if it sat idle longer than
+//! `validation_skip_window`. When nothing is idle, a spawned task opens a
+//! new connection, so a cancelled caller never loses it. Capacity is an RAII
+//! slot: `open == idle + in_use + opening <= max_size` holds at every
+//! instant, and every count has one owner. See `docs/architecture.md`.
+//!
+//! # Example
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use pool_core::{Manager, Pool, PoolConfig};
+//!
+//! struct Numbers;
+//!
+//! impl Manager for Numbers {
+//!     type Connection = u32;
+//!     type Error = Infallible;
+//!     async fn create(&self) -> Result<u32, Infallible> { Ok(7) }
+//!     async fn validate(&self, _: &mut u32) -> Result<(), Infallible> { Ok(()) }
+//!     fn is_broken(&self, _: &mut u32) -> bool { false }
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let pool = Pool::build(Numbers, PoolConfig::default().max_size(4)).await?;
+//! let conn = pool.acquire().await?;
+//! assert_eq!(*conn, 7);
+//! drop(conn);
+//! assert_eq!(pool.statistics().total_releases, 1);
+//! # Ok::<(), pool_core::PoolError<Infallible>>(())
+//! # }).unwrap();
+//! ```
+
+mod checkout;
+mod config;
+mod env;
+mod error;
+mod guard;
+mod idle;
+mod manager;
+mod open;
+mod pool;
+mod semaphore;
+mod shared;
+mod slot;
+mod stats;
+mod sync;
+
+pub use config::{
+    PoolConfig, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_MAX_SIZE,
+    DEFAULT_MIN_SIZE, DEFAULT_VALIDATION_SKIP_WINDOW, DEFAULT_VALIDATION_TIMEOUT, MAX_DURATION,
+    MAX_POOL_SIZE,
+};
+pub use env::POOL_VARIABLES;
+pub use error::{
+    ConfigError, ConfigIssue, ConnectionError, InitError, Phase, PoolError, TimeoutError,
+};
+pub use guard::PooledConnection;
+pub use manager::Manager;
+pub use open::WARM_UP_BATCH;
+pub use pool::Pool;
+pub use stats::Statistics;

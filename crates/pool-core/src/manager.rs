@@ -1,0 +1,62 @@
+//! The backend contract: how the pool opens, checks and judges connections.
+//!
+//! The pool is generic over a [`Manager`]. It never looks inside a
+//! connection; everything it needs to know about the backend comes through
+//! these four methods. The pool guarantees that it calls them with its own
+//! timeouts around them, so an implementation may block on I/O without
+//! guarding against hangs itself (but it must be cancel-safe: a future
+//! dropped mid-way must not leave shared state behind).
+
+use std::future::Future;
+
+/// Creates, validates and judges the connections of a [`Pool`](crate::Pool).
+///
+/// # Contract
+///
+/// * [`create`](Manager::create) opens one fresh, ready-to-use connection.
+///   The pool runs it inside a spawned task under `create_timeout`, so a
+///   caller whose `acquire()` is cancelled never loses a connection that was
+///   half open: it goes to the idle queue instead.
+/// * [`validate`](Manager::validate) is the cheap liveness check (for
+///   PostgreSQL: `SELECT 1`), run under `validation_timeout` on connections
+///   that sat idle longer than `validation_skip_window`. If the future is
+///   dropped (timeout or cancelled caller), the pool closes the connection:
+///   its protocol state is unknown.
+/// * [`is_broken`](Manager::is_broken) must be free: no I/O, no await, no
+///   lock that can be contended. It runs on every checkout and every return.
+/// * [`is_retryable`](Manager::is_retryable) tells whether retrying a failed
+///   connect can help (a refused connection) or not (a wrong password).
+pub trait Manager: Send + Sync + 'static {
+    /// The pooled connection type. Dropping it must close it.
+    type Connection: Send + 'static;
+    /// The backend's error type.
+    type Error: std::error::Error + Send + Sync + 'static;
+
+    /// Opens a new connection. Called from a spawned task under
+    /// `create_timeout`; the whole connect (TCP, TLS, startup,
+    /// authentication) must happen inside this future.
+    fn create(&self) -> impl Future<Output = Result<Self::Connection, Self::Error>> + Send;
+
+    /// Checks that `conn` is alive with one cheap round trip. Called under
+    /// `validation_timeout`. Returning an error closes the connection and the
+    /// caller is given another one within its own acquire deadline.
+    fn validate(
+        &self,
+        conn: &mut Self::Connection,
+    ) -> impl Future<Output = Result<(), Self::Error>> + Send;
+
+    /// A free pre-check: `true` if the connection is known to be unusable
+    /// (closed socket, dropped in the middle of a request). Must not do I/O.
+    fn is_broken(&self, conn: &mut Self::Connection) -> bool;
+
+    /// Whether a failed [`create`](Manager::create) may succeed if retried.
+    ///
+    /// `acquire()` keeps retrying retryable failures (with a capped backoff)
+    /// until its deadline and then reports a timeout carrying the last error;
+    /// a non-retryable failure (bad password, unknown database) is returned
+    /// at once. The default treats every failure as retryable.
+    fn is_retryable(&self, error: &Self::Error) -> bool {
+        let _ = error;
+        true
+    }
+}

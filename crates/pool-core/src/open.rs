@@ -1,0 +1,208 @@
+//! Opening and checking connections: the connect task, the liveness check,
+//! and the parallel warm-up of `build()`.
+//!
+//! A connect for a caller runs in its own spawned task that owns the
+//! caller's permit and the reserved slot. The caller only awaits a oneshot.
+//! If the caller is cancelled or times out, the task still finishes (bounded
+//! by `create_timeout`) and parks the new connection in the idle queue
+//! before releasing the permit: a cancelled `acquire()` never loses a
+//! connection that was being opened, and never leaves a phantom `opening`
+//! slot behind.
+
+use crate::sync::Arc;
+
+use futures_util::future::try_join_all;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use crate::error::{ConnectionError, InitError, PoolError};
+use crate::idle::Conn;
+use crate::manager::Manager;
+use crate::shared::{Permit, Shared};
+use crate::slot::{Slot, SlotState};
+
+/// Most connections opened at the same time by `build()`.
+pub const WARM_UP_BATCH: usize = 16;
+
+/// A failed connect, with what the caller needs to go on.
+pub(crate) struct OpenFailure<M: Manager> {
+    pub(crate) error: Arc<ConnectionError<M::Error>>,
+    pub(crate) retryable: bool,
+    pub(crate) permit: Permit<M>,
+}
+
+pub(crate) type OpenOutcome<M> =
+    Result<(Conn<<M as Manager>::Connection>, Permit<M>), OpenFailure<M>>;
+
+/// Opens a connection in a spawned task on behalf of the permit holder.
+pub(crate) fn spawn_open<M: Manager>(
+    permit: Permit<M>,
+    slot: Slot,
+) -> oneshot::Receiver<OpenOutcome<M>> {
+    let (tx, rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let shared = Arc::clone(permit.shared());
+        let outcome = match connect(&shared, slot).await {
+            Ok(conn) => Ok((conn, permit)),
+            Err((error, retryable)) => Err(OpenFailure {
+                error,
+                retryable,
+                permit,
+            }),
+        };
+        match tx.send(outcome) {
+            Ok(()) => {}
+            Err(Ok((conn, permit))) => {
+                tracing::debug!(
+                    target: "pool_core::connect",
+                    connection_id = conn.id,
+                    "caller gave up while connecting; keeping the new connection idle"
+                );
+                shared.return_to_idle(conn);
+                drop(permit);
+            }
+            // The failure was already logged and counted by `connect`; the
+            // permit is released as it drops here.
+            Err(Err(_failure)) => {}
+        }
+    });
+    rx
+}
+
+/// Opens one connection under `create_timeout`. On success the slot is
+/// inside the returned connection, counted `in_use`; on failure it is
+/// dropped and the failure is logged, counted and recorded as the pool's
+/// last error.
+pub(crate) async fn connect<M: Manager>(
+    shared: &Shared<M>,
+    mut slot: Slot,
+) -> Result<Conn<M::Connection>, (Arc<ConnectionError<M::Error>>, bool)> {
+    let started = Instant::now();
+    let timeout = shared.config.create_timeout;
+    let failure = match tokio::time::timeout(timeout, shared.manager.create()).await {
+        Ok(Ok(raw)) => {
+            slot.set(SlotState::InUse);
+            shared.stats.connections_created.incr();
+            let id = shared.next_connection_id();
+            tracing::debug!(
+                target: "pool_core::connect",
+                connection_id = id,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "connection opened"
+            );
+            let now = Instant::now();
+            return Ok(Conn {
+                raw,
+                slot,
+                id,
+                created_at: now,
+                last_used: now,
+            });
+        }
+        Ok(Err(error)) => {
+            let retryable = shared.manager.is_retryable(&error);
+            (ConnectionError::Connect(error), retryable)
+        }
+        Err(_) => (ConnectionError::ConnectTimeout(timeout), true),
+    };
+    drop(slot);
+    shared.stats.connection_failures.incr();
+    let (error, retryable) = failure;
+    tracing::warn!(
+        target: "pool_core::connect",
+        error = %error,
+        retryable,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "could not open a connection"
+    );
+    Err((shared.record_error(error), retryable))
+}
+
+/// Runs the liveness check under `validation_timeout`. On failure the caller
+/// must close the connection; the failure is logged, counted and recorded.
+pub(crate) async fn validate<M: Manager>(
+    shared: &Shared<M>,
+    conn: &mut Conn<M::Connection>,
+) -> Result<(), Arc<ConnectionError<M::Error>>> {
+    shared.stats.validations.incr();
+    let timeout = shared.config.validation_timeout;
+    let error = match tokio::time::timeout(timeout, shared.manager.validate(&mut conn.raw)).await {
+        Ok(Ok(())) => return Ok(()),
+        Ok(Err(error)) => ConnectionError::Validate(error),
+        Err(_) => ConnectionError::ValidateTimeout(timeout),
+    };
+    shared.stats.validation_failures.incr();
+    tracing::warn!(
+        target: "pool_core::validate",
+        connection_id = conn.id,
+        error = %error,
+        "connection failed validation; closing it"
+    );
+    Err(shared.record_error(error))
+}
+
+/// Opens and validates `min_size` connections, in parallel batches of
+/// [`WARM_UP_BATCH`], all within one `create_timeout`, and parks them idle.
+/// Fails fast: the first failure cancels the rest and closes what opened.
+pub(crate) async fn warm_up<M: Manager>(
+    shared: &Arc<Shared<M>>,
+) -> Result<(), PoolError<M::Error>> {
+    let started = Instant::now();
+    let min_size = shared.config.min_size as usize;
+    let deadline = started + shared.config.create_timeout;
+    let init_error = |cause| {
+        PoolError::Init(Box::new(InitError {
+            min_size: shared.config.min_size,
+            elapsed: started.elapsed(),
+            cause,
+        }))
+    };
+    let mut opened = 0;
+    let mut batch_number = 0;
+    while opened < min_size {
+        let size = WARM_UP_BATCH.min(min_size - opened);
+        batch_number += 1;
+        let batch = try_join_all((0..size).map(|_| open_validated(shared)));
+        // Cancel-safe: dropping the batch drops its connections and slots.
+        let conns = match tokio::time::timeout_at(deadline, batch).await {
+            Ok(Ok(conns)) => conns,
+            Ok(Err(cause)) => return Err(init_error(cause)),
+            Err(_) => {
+                let cause = shared.record_error(ConnectionError::ConnectTimeout(
+                    shared.config.create_timeout,
+                ));
+                shared.stats.connection_failures.incr();
+                return Err(init_error(cause));
+            }
+        };
+        for conn in conns {
+            shared.return_to_idle(conn);
+        }
+        opened += size;
+        tracing::info!(
+            target: "pool_core::init",
+            batch = batch_number,
+            batch_size = size,
+            opened,
+            min_size,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "warm-up batch opened and validated"
+        );
+    }
+    Ok(())
+}
+
+async fn open_validated<M: Manager>(
+    shared: &Arc<Shared<M>>,
+) -> Result<Conn<M::Connection>, Arc<ConnectionError<M::Error>>> {
+    let Some(slot) = Slot::try_open(&shared.stats, u64::from(shared.config.max_size)) else {
+        // min_size <= max_size is validated, and nothing else runs during
+        // build(); report rather than panic if that ever changes.
+        return Err(shared.record_error(ConnectionError::ConnectTimeout(
+            shared.config.create_timeout,
+        )));
+    };
+    let mut conn = connect(shared, slot).await.map_err(|(error, _)| error)?;
+    validate(shared, &mut conn).await?;
+    Ok(conn)
+}

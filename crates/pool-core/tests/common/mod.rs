@@ -1,0 +1,184 @@
+//! A fault-injecting fake manager shared by the pool-core test suites.
+//!
+//! Its `create` and `validate` steps are each behind a [`Gate`]: `Ok`,
+//! `Err`, `Slow(d)` (succeed after `d`), or `Never` (hang until dropped).
+//! Connections carry a shared `broken` flag the test can flip.
+
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use pool_core::{Manager, Pool, PoolConfig, Statistics};
+
+/// What a gated step does when called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Gate {
+    Ok,
+    Err,
+    Slow(Duration),
+    Never,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("fake backend failure: {0}")]
+pub struct FakeError(pub &'static str);
+
+#[derive(Debug)]
+pub struct FakeConn {
+    pub serial: u64,
+    pub broken: Arc<AtomicBool>,
+}
+
+#[derive(Default)]
+pub struct Counters {
+    pub creates: AtomicU64,
+    pub validates: AtomicU64,
+    pub live: AtomicU64,
+}
+
+pub struct FakeManager {
+    pub create_gate: Mutex<Gate>,
+    pub validate_gate: Mutex<Gate>,
+    pub retryable: AtomicBool,
+    pub counters: Arc<Counters>,
+}
+
+/// Closing a fake connection is visible to the test through `live`.
+pub struct LiveConn {
+    pub conn: FakeConn,
+    counters: Arc<Counters>,
+}
+
+impl Drop for LiveConn {
+    fn drop(&mut self) {
+        self.counters.live.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl std::ops::Deref for LiveConn {
+    type Target = FakeConn;
+    fn deref(&self) -> &FakeConn {
+        &self.conn
+    }
+}
+
+impl FakeManager {
+    pub fn new() -> Self {
+        Self {
+            create_gate: Mutex::new(Gate::Ok),
+            validate_gate: Mutex::new(Gate::Ok),
+            retryable: AtomicBool::new(true),
+            counters: Arc::new(Counters::default()),
+        }
+    }
+
+    pub fn set_create(&self, gate: Gate) {
+        *self.create_gate.lock() = gate;
+    }
+
+    pub fn set_validate(&self, gate: Gate) {
+        *self.validate_gate.lock() = gate;
+    }
+
+    pub fn creates(&self) -> u64 {
+        self.counters.creates.load(Ordering::SeqCst)
+    }
+
+    pub fn live(&self) -> u64 {
+        self.counters.live.load(Ordering::SeqCst)
+    }
+}
+
+async fn pass(gate: Gate, what: &'static str) -> Result<(), FakeError> {
+    match gate {
+        Gate::Ok => Ok(()),
+        Gate::Err => Err(FakeError(what)),
+        Gate::Slow(d) => {
+            tokio::time::sleep(d).await;
+            Ok(())
+        }
+        Gate::Never => std::future::pending().await,
+    }
+}
+
+impl Manager for FakeManager {
+    type Connection = LiveConn;
+    type Error = FakeError;
+
+    async fn create(&self) -> Result<LiveConn, FakeError> {
+        let serial = self.counters.creates.fetch_add(1, Ordering::SeqCst) + 1;
+        let gate = *self.create_gate.lock();
+        pass(gate, "create refused").await?;
+        self.counters.live.fetch_add(1, Ordering::SeqCst);
+        Ok(LiveConn {
+            conn: FakeConn {
+                serial,
+                broken: Arc::new(AtomicBool::new(false)),
+            },
+            counters: Arc::clone(&self.counters),
+        })
+    }
+
+    async fn validate(&self, _conn: &mut LiveConn) -> Result<(), FakeError> {
+        self.counters.validates.fetch_add(1, Ordering::SeqCst);
+        let gate = *self.validate_gate.lock();
+        pass(gate, "validation refused").await
+    }
+
+    fn is_broken(&self, conn: &mut LiveConn) -> bool {
+        conn.broken.load(Ordering::SeqCst)
+    }
+
+    fn is_retryable(&self, _error: &FakeError) -> bool {
+        self.retryable.load(Ordering::SeqCst)
+    }
+}
+
+pub fn config(min: u32, max: u32) -> PoolConfig {
+    PoolConfig::default()
+        .min_size(min)
+        .max_size(max)
+        .acquire_timeout(Duration::from_secs(5))
+        .create_timeout(Duration::from_secs(2))
+        .validation_timeout(Duration::from_secs(1))
+}
+
+pub async fn pool(min: u32, max: u32) -> Pool<FakeManager> {
+    Pool::build(FakeManager::new(), config(min, max)).await.expect("fake pool builds")
+}
+
+/// Waits (on state, bounded, in paused or real time) until `check` holds.
+pub async fn eventually<M: Manager>(pool: &Pool<M>, what: &str, check: impl Fn(&Statistics) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats = pool.statistics();
+        if check(&stats) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}; statistics: {stats:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Asserts the quiet state every test must return to: nothing in use,
+/// opening or waiting, and the gauges add up.
+pub async fn assert_nothing_lost(pool: &Pool<FakeManager>) {
+    eventually(pool, "pool back to quiet", |s| s.is_quiet()).await;
+    let s = pool.statistics();
+    assert_eq!(
+        s.total_connections,
+        s.idle_connections + s.active_connections + s.opening_connections
+    );
+    assert!(s.total_connections <= s.max_size);
+    assert_eq!(
+        pool.manager().live(),
+        s.total_connections,
+        "every live fake connection is accounted for by the pool"
+    );
+}
