@@ -74,29 +74,39 @@ impl<M: Manager> Pool<M> {
         let started = Instant::now();
         let deadline = started + shared.config.acquire_timeout;
         let phase = PhaseCell::new();
-        // Cancel-safe: see `checkout`.
-        match tokio::time::timeout_at(deadline, checkout(shared, &phase, deadline)).await {
-            Ok(Ok(guard)) => Ok(guard),
-            Ok(Err(error)) => {
-                shared.stats.acquire_errors.incr();
-                Err(error)
-            }
-            Err(_) => {
-                shared.stats.timeouts.incr();
-                let error = TimeoutError {
+        let checkout = checkout(shared, &phase, deadline);
+        tokio::pin!(checkout);
+        // Cancel-safe: see `checkout`. The snapshot of a timeout is taken
+        // while the caller is still queued, so it counts itself.
+        let result = tokio::select! {
+            biased;
+            result = &mut checkout => result,
+            () = tokio::time::sleep_until(deadline) => {
+                let statistics = shared.statistics();
+                Err(PoolError::Timeout(Box::new(TimeoutError {
                     phase: phase.get(),
                     waited: started.elapsed(),
                     timeout: shared.config.acquire_timeout,
-                    statistics: shared.statistics(),
+                    statistics,
                     last_error: shared.last_error.load_full(),
-                };
+                })))
+            }
+        };
+        match result {
+            Ok(guard) => Ok(guard),
+            Err(PoolError::Timeout(error)) => {
+                shared.stats.timeouts.incr();
                 tracing::warn!(
                     target: "pool_core::acquire",
                     phase = %error.phase,
                     waited_ms = error.waited.as_millis() as u64,
                     "acquire timed out"
                 );
-                Err(PoolError::Timeout(Box::new(error)))
+                Err(PoolError::Timeout(error))
+            }
+            Err(error) => {
+                shared.stats.acquire_errors.incr();
+                Err(error)
             }
         }
     }

@@ -16,7 +16,11 @@ async fn build_opens_min_size_connections_in_parallel() {
     manager.set_create(Gate::Slow(Duration::from_millis(500)));
     let started = Instant::now();
     let pool = Pool::build(manager, config(4, 8)).await.unwrap();
-    assert_eq!(started.elapsed(), Duration::from_millis(500), "four connects ran at once");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(500),
+        "four connects ran at once"
+    );
     let s = pool.statistics();
     assert_eq!((s.total_connections, s.idle_connections), (4, 4));
     assert_eq!(s.connections_created, 4);
@@ -34,7 +38,10 @@ async fn build_fails_fast_with_an_actionable_init_error_when_connects_fail() {
     assert!(text.contains("min_size=3"), "{text}");
     assert!(text.contains("create refused"), "{text}");
     assert!(text.contains("Suggestion:"), "{text}");
-    assert!(std::error::Error::source(&err).is_some(), "the cause is chained");
+    assert!(
+        std::error::Error::source(&err).is_some(),
+        "the cause is chained"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -44,7 +51,11 @@ async fn build_gives_up_within_create_timeout_when_connects_hang() {
     let started = Instant::now();
     let err = Pool::build(manager, config(2, 4)).await.unwrap_err();
     assert!(err.is_init());
-    assert_eq!(started.elapsed(), Duration::from_secs(2), "bounded by create_timeout");
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(2),
+        "bounded by create_timeout"
+    );
     assert!(err.to_string().contains("POOL_CREATE_TIMEOUT_MS"), "{err}");
 }
 
@@ -111,7 +122,10 @@ async fn discard_closes_the_connection_and_frees_its_slot() {
     let conn = pool.acquire().await.unwrap();
     conn.discard();
     let s = pool.statistics();
-    assert_eq!((s.total_connections, s.connections_closed, s.total_releases), (0, 1, 1));
+    assert_eq!(
+        (s.total_connections, s.connections_closed, s.total_releases),
+        (0, 1, 1)
+    );
     let fresh = pool.acquire().await.unwrap();
     assert_eq!(fresh.serial, 2);
     drop(fresh);
@@ -135,7 +149,11 @@ async fn a_recently_used_connection_is_handed_out_without_validation() {
     let validations = pool.statistics().validations;
     drop(pool.acquire().await.unwrap());
     drop(pool.acquire().await.unwrap());
-    assert_eq!(pool.statistics().validations, validations, "used within the skip window");
+    assert_eq!(
+        pool.statistics().validations,
+        validations,
+        "used within the skip window"
+    );
     assert_nothing_lost(&pool).await;
 }
 
@@ -145,7 +163,10 @@ async fn an_idle_connection_that_fails_validation_is_replaced_within_the_deadlin
     tokio::time::advance(Duration::from_secs(1)).await;
     pool.manager().set_validate(Gate::Err);
     let conn = pool.acquire().await.unwrap();
-    assert_eq!(conn.serial, 2, "the stale connection was closed and a new one opened");
+    assert_eq!(
+        conn.serial, 2,
+        "the stale connection was closed and a new one opened"
+    );
     let s = pool.statistics();
     assert_eq!(s.validation_failures, 1);
     assert_eq!(s.connections_closed, 1);
@@ -182,6 +203,9 @@ async fn closing_fails_waiters_and_new_acquires_and_closes_idle_connections() {
     assert!(pool.try_acquire().unwrap_err().is_closed());
     drop(held);
     let s = pool.statistics();
-    assert_eq!(s.idle_connections, 0, "a connection returned to a closed pool is closed");
+    assert_eq!(
+        s.idle_connections, 0,
+        "a connection returned to a closed pool is closed"
+    );
     assert!(s.closed);
 }

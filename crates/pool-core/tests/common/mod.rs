@@ -147,11 +147,17 @@ pub fn config(min: u32, max: u32) -> PoolConfig {
 }
 
 pub async fn pool(min: u32, max: u32) -> Pool<FakeManager> {
-    Pool::build(FakeManager::new(), config(min, max)).await.expect("fake pool builds")
+    Pool::build(FakeManager::new(), config(min, max))
+        .await
+        .expect("fake pool builds")
 }
 
 /// Waits (on state, bounded, in paused or real time) until `check` holds.
-pub async fn eventually<M: Manager>(pool: &Pool<M>, what: &str, check: impl Fn(&Statistics) -> bool) {
+pub async fn eventually<M: Manager>(
+    pool: &Pool<M>,
+    what: &str,
+    check: impl Fn(&Statistics) -> bool,
+) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let stats = pool.statistics();

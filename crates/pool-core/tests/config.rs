@@ -1,0 +1,123 @@
+//! Configuration: defaults, `POOL_*` parsing that reports every problem at
+//! once, and messages that name the variable, the value and the fix.
+
+use std::time::Duration;
+
+use pool_core::{PoolConfig, MAX_DURATION, POOL_VARIABLES};
+
+#[test]
+fn defaults_are_valid_and_no_timeout_is_infinite() {
+    let config = PoolConfig::default();
+    config.validate().unwrap();
+    assert_eq!((config.min_size, config.max_size), (2, 10));
+    for timeout in [
+        config.acquire_timeout,
+        config.create_timeout,
+        config.validation_timeout,
+    ] {
+        assert!(!timeout.is_zero() && timeout <= MAX_DURATION);
+    }
+}
+
+#[test]
+fn every_pool_variable_is_read() {
+    let config = PoolConfig::from_iter([
+        ("POOL_MIN_SIZE", "1"),
+        ("POOL_MAX_SIZE", "7"),
+        ("POOL_ACQUIRE_TIMEOUT_MS", "1500"),
+        ("POOL_CREATE_TIMEOUT_MS", "2500"),
+        ("POOL_VALIDATION_TIMEOUT_MS", "300"),
+        ("POOL_VALIDATION_SKIP_WINDOW_MS", "0"),
+        ("PATH", "/usr/bin"),
+    ])
+    .unwrap();
+    assert_eq!((config.min_size, config.max_size), (1, 7));
+    assert_eq!(config.acquire_timeout, Duration::from_millis(1500));
+    assert_eq!(config.create_timeout, Duration::from_millis(2500));
+    assert_eq!(config.validation_timeout, Duration::from_millis(300));
+    assert_eq!(config.validation_skip_window, Duration::ZERO);
+    assert_eq!(POOL_VARIABLES.len(), 6);
+}
+
+#[test]
+fn every_bad_variable_is_reported_at_once() {
+    let err = PoolConfig::from_iter([
+        ("POOL_MAX_SIZE", "ten"),
+        ("POOL_ACQUIRE_TIMEOUT_MS", "5s"),
+        ("POOL_CREATE_TIMEOUT_MS", "0"),
+        ("POOL_MIN_SZIE", "3"),
+    ])
+    .unwrap_err();
+    let variables: Vec<&str> = err.issues().iter().map(|i| i.variable.as_str()).collect();
+    assert_eq!(
+        variables,
+        [
+            "POOL_MAX_SIZE",
+            "POOL_ACQUIRE_TIMEOUT_MS",
+            "POOL_MIN_SZIE",
+            "POOL_CREATE_TIMEOUT_MS"
+        ]
+    );
+    let text = err.to_string();
+    assert!(text.contains("4 problems"), "{text}");
+    assert!(
+        text.contains("POOL_MAX_SIZE (\"ten\") is not a whole number"),
+        "{text}"
+    );
+    assert!(
+        text.contains("POOL_ACQUIRE_TIMEOUT_MS=5000"),
+        "units go in the name: {text}"
+    );
+    assert!(text.contains("did you mean POOL_MIN_SIZE?"), "{text}");
+    assert!(
+        text.contains("create_timeout (0 ms) must be between 1 ms"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_size_relation_names_both_variables_and_the_fix() {
+    let err = PoolConfig::from_iter([("POOL_MAX_SIZE", "1"), ("POOL_MIN_SIZE", "2")]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid pool configuration: max_size (1) must be >= min_size (2). Suggestion: increase POOL_MAX_SIZE or reduce POOL_MIN_SIZE"
+    );
+}
+
+#[test]
+fn an_unparsable_size_does_not_also_produce_a_misleading_relation_error() {
+    let err = PoolConfig::from_iter([("POOL_MAX_SIZE", "x"), ("POOL_MIN_SIZE", "50")]).unwrap_err();
+    assert_eq!(err.issues().len(), 1, "{err}");
+}
+
+#[test]
+fn oversized_pools_and_durations_are_rejected_not_clamped() {
+    let config = PoolConfig::default()
+        .max_size(1_000_000)
+        .acquire_timeout(Duration::from_secs(10 * 24 * 3600));
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.issues().len(), 2, "{err}");
+    assert!(err.to_string().contains("POOL_ACQUIRE_TIMEOUT_MS"));
+}
+
+#[test]
+fn backend_variables_can_be_declared_known() {
+    let config = PoolConfig::from_iter_with_known(
+        [("POOL_APPLICATION_NAME", "svc")],
+        &["POOL_APPLICATION_NAME"],
+    )
+    .unwrap();
+    assert_eq!(config, PoolConfig::default());
+}
+
+#[test]
+fn the_configuration_round_trips_through_serde_with_millisecond_fields() {
+    let config = PoolConfig::default().acquire_timeout(Duration::from_millis(1234));
+    let json = serde_json::to_value(&config).unwrap();
+    assert_eq!(json["acquire_timeout_ms"], 1234);
+    let back: PoolConfig = serde_json::from_value(json).unwrap();
+    assert_eq!(back, config);
+    let partial: PoolConfig = serde_json::from_str(r#"{"max_size": 3}"#).unwrap();
+    assert_eq!(partial.max_size, 3);
+    assert!(serde_json::from_str::<PoolConfig>(r#"{"max_sise": 3}"#).is_err());
+}
