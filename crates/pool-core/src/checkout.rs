@@ -10,6 +10,10 @@
 //!    A retryable failure is retried with a capped, growing pause; a
 //!    non-retryable one is returned at once.
 //!
+//! The fast path (a free permit, an idle connection used within the skip
+//! window) does no I/O, takes no lock and arms no timer; anything else goes
+//! on to the slow path with what it already holds.
+//!
 //! The whole of it runs under one deadline, `acquire_timeout`; on expiry the
 //! error names the phase that was in progress and carries a statistics
 //! snapshot and the pool's last connection error.
@@ -23,6 +27,7 @@ use tokio::time::Instant;
 
 use crate::error::{Phase, PoolError, TimeoutError};
 use crate::guard::PooledConnection;
+use crate::idle::Conn;
 use crate::manager::Manager;
 use crate::open::{spawn_open, validate};
 use crate::pool::Pool;
@@ -71,10 +76,14 @@ impl<M: Manager> Pool<M> {
     /// to the idle queue.
     pub async fn acquire(&self) -> Result<PooledConnection<M>, PoolError<M::Error>> {
         let shared = &self.shared;
+        let head_start = match fast_path(shared) {
+            FastPath::Done(guard) => return Ok(guard),
+            FastPath::Continue(head_start) => head_start,
+        };
         let started = Instant::now();
         let deadline = started + shared.config.acquire_timeout;
         let phase = PhaseCell::new();
-        let checkout = checkout(shared, &phase, deadline);
+        let checkout = checkout(shared, &phase, deadline, head_start);
         tokio::pin!(checkout);
         // Cancel-safe: see `checkout`. The snapshot of a timeout is taken
         // while the caller is still queued, so it counts itself.
@@ -132,11 +141,47 @@ impl<M: Manager> Pool<M> {
                 continue;
             }
             shared.stats.acquisitions_immediate.incr();
-            return Ok(PooledConnection::new(conn, permit));
+            return Ok(PooledConnection::new(conn, permit, Instant::now()));
         }
         drop(permit);
         Err(PoolError::Exhausted(Box::new(shared.statistics())))
     }
+}
+
+/// What the fast path got, for the slow path to go on from.
+struct HeadStart<M: Manager> {
+    permit: Option<Permit<M>>,
+    conn: Option<Conn<M::Connection>>,
+}
+
+enum FastPath<M: Manager> {
+    Done(PooledConnection<M>),
+    Continue(HeadStart<M>),
+}
+
+/// A free permit and a fresh idle connection: one CAS, one pop, one clock
+/// read. Whatever it got but could not finish with is handed on.
+fn fast_path<M: Manager>(shared: &Arc<Shared<M>>) -> FastPath<M> {
+    let mut head_start = HeadStart {
+        permit: None,
+        conn: None,
+    };
+    if shared.semaphore.try_acquire().is_err() {
+        return FastPath::Continue(head_start);
+    }
+    let permit = Permit::taken(Arc::clone(shared));
+    if let Some(mut conn) = shared.idle.pop() {
+        let now = Instant::now();
+        if !shared.manager.is_broken(&mut conn.raw)
+            && now.saturating_duration_since(conn.last_used) < shared.config.validation_skip_window
+        {
+            shared.stats.acquisitions_immediate.incr();
+            return FastPath::Done(PooledConnection::new(conn, permit, now));
+        }
+        head_start.conn = Some(conn);
+    }
+    head_start.permit = Some(permit);
+    FastPath::Continue(head_start)
 }
 
 /// Takes a permit: at once if one is free, else in FIFO order. Returns
@@ -165,8 +210,13 @@ async fn checkout<M: Manager>(
     shared: &Arc<Shared<M>>,
     phase: &PhaseCell,
     deadline: Instant,
+    head_start: HeadStart<M>,
 ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
-    let (mut permit, waited) = take_permit(shared).await?;
+    let (mut permit, waited) = match head_start.permit {
+        Some(permit) => (permit, false),
+        None => take_permit(shared).await?,
+    };
+    let mut candidate = head_start.conn;
     let count_success = || {
         if waited {
             shared.stats.acquisitions_waited.incr();
@@ -180,12 +230,14 @@ async fn checkout<M: Manager>(
         if shared.is_closed() {
             return Err(PoolError::Closed);
         }
-        if let Some(mut conn) = shared.idle.pop() {
+        if let Some(mut conn) = candidate.take().or_else(|| shared.idle.pop()) {
             if shared.manager.is_broken(&mut conn.raw) {
                 tracing::debug!(target: "pool_core::acquire", connection_id = conn.id, "idle connection is broken; closing it");
                 continue;
             }
-            if conn.last_used.elapsed() >= shared.config.validation_skip_window {
+            let now = Instant::now();
+            if now.saturating_duration_since(conn.last_used) >= shared.config.validation_skip_window
+            {
                 phase.set(Phase::Validate);
                 // Cancel-safe: if dropped mid-check, `conn` closes (its
                 // protocol state is unknown) and its slot frees capacity.
@@ -195,7 +247,7 @@ async fn checkout<M: Manager>(
                 }
             }
             count_success();
-            return Ok(PooledConnection::new(conn, permit));
+            return Ok(PooledConnection::new(conn, permit, Instant::now()));
         }
         let Some(slot) = Slot::try_open(&shared.stats, max_size) else {
             // Full, yet nothing idle to pop: a connection is moving into the
@@ -209,7 +261,7 @@ async fn checkout<M: Manager>(
         match spawn_open(permit, slot).await {
             Ok(Ok((conn, permit))) => {
                 count_success();
-                return Ok(PooledConnection::new(conn, permit));
+                return Ok(PooledConnection::new(conn, permit, Instant::now()));
             }
             Ok(Err(failure)) => {
                 if !failure.retryable {

@@ -29,11 +29,12 @@ pub struct PooledConnection<M: Manager> {
 }
 
 impl<M: Manager> PooledConnection<M> {
-    pub(crate) fn new(conn: Conn<M::Connection>, permit: Permit<M>) -> Self {
+    /// Lends `conn` under `permit`, as of `now`.
+    pub(crate) fn new(conn: Conn<M::Connection>, permit: Permit<M>, now: Instant) -> Self {
         Self {
             conn: Some(conn),
             permit,
-            acquired_at: Instant::now(),
+            acquired_at: now,
         }
     }
 
