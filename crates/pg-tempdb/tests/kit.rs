@@ -295,6 +295,7 @@ fn settings_the_kit_relies_on_are_refused_before_anything_starts() {
 /// In the child process (started by the test below with
 /// `PG_TEMPDB_LEAK_CHILD` set): start a server and exit without running
 /// `Drop`, as a killed test process would.
+#[allow(clippy::unwrap_used)] // test code outside a #[test] function
 fn leak_a_server_and_exit() -> ! {
     let db = TempDb::start().unwrap();
     println!(
