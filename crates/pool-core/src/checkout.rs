@@ -2,8 +2,8 @@
 //!
 //! 1. **Wait** for a permit: one CAS when one is free, else a FIFO place in
 //!    the semaphore's queue.
-//! 2. Pop an idle connection. Skip (close) it if the manager's free
-//!    `is_broken` says so. If it sat idle longer than
+//! 2. Pop an idle connection. Retire it if the manager's free `is_broken`
+//!    says so or it outlived its lifetime. If it sat idle longer than
 //!    `validation_skip_window`, **validate** it under `validation_timeout`;
 //!    a failure closes it and the loop goes on with the next one.
 //! 3. If nothing is idle, reserve a slot and **connect** in a spawned task.
@@ -31,6 +31,7 @@ use crate::idle::Conn;
 use crate::manager::Manager;
 use crate::open::{spawn_open, validate};
 use crate::pool::Pool;
+use crate::recycle::{on_checkout, RetireReason};
 use crate::semaphore::TryAcquireError;
 use crate::shared::{Permit, Shared};
 use crate::slot::Slot;
@@ -75,7 +76,7 @@ impl<M: Manager> Pool<M> {
     /// meantime goes to the next waiter, and a connection being opened goes
     /// to the idle queue.
     pub async fn acquire(&self) -> Result<PooledConnection<M>, PoolError<M::Error>> {
-        let shared = &self.shared;
+        let shared = self.shared();
         let head_start = match fast_path(shared) {
             FastPath::Done(guard) => return Ok(guard),
             FastPath::Continue(head_start) => head_start,
@@ -83,7 +84,8 @@ impl<M: Manager> Pool<M> {
         let started = Instant::now();
         let deadline = started + shared.config.acquire_timeout;
         let phase = PhaseCell::new();
-        let checkout = checkout(shared, &phase, deadline, head_start);
+        let mut cancelled = CancelTracker::armed(shared);
+        let checkout = checkout(shared, &phase, started, head_start);
         tokio::pin!(checkout);
         // Cancel-safe: see `checkout`. The snapshot of a timeout is taken
         // while the caller is still queued, so it counts itself.
@@ -101,6 +103,7 @@ impl<M: Manager> Pool<M> {
                 })))
             }
         };
+        cancelled.disarm();
         match result {
             Ok(guard) => Ok(guard),
             Err(PoolError::Timeout(error)) => {
@@ -123,11 +126,11 @@ impl<M: Manager> Pool<M> {
     /// Gets an idle connection without waiting, or fails at once.
     ///
     /// Never waits, never opens a connection and never does I/O: the
-    /// connection is checked only with the manager's free `is_broken`, not
-    /// validated. Fails with [`PoolError::Exhausted`] when nothing is idle
-    /// (or waiters are queued: they come first).
+    /// connection is checked only with the manager's free `is_broken` and
+    /// its lifetime, not validated. Fails with [`PoolError::Exhausted`] when
+    /// nothing is idle (or waiters are queued: they come first).
     pub fn try_acquire(&self) -> Result<PooledConnection<M>, PoolError<M::Error>> {
-        let shared = &self.shared;
+        let shared = self.shared();
         match shared.semaphore.try_acquire() {
             Ok(()) => {}
             Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
@@ -137,14 +140,45 @@ impl<M: Manager> Pool<M> {
         }
         let permit = Permit::taken(Arc::clone(shared));
         while let Some(mut conn) = shared.idle.pop() {
-            if shared.manager.is_broken(&mut conn.raw) {
+            let now = Instant::now();
+            if let Some(reason) = on_checkout(&shared.manager, &mut conn, now) {
+                conn.retire(reason);
                 continue;
             }
-            shared.stats.acquisitions_immediate.incr();
-            return Ok(PooledConnection::new(conn, permit, Instant::now()));
+            shared
+                .stats
+                .record_acquired(false, Duration::ZERO, shared.ms_since_start(now));
+            return Ok(PooledConnection::new(conn, permit, now));
         }
         drop(permit);
         Err(PoolError::Exhausted(Box::new(shared.statistics())))
+    }
+}
+
+/// Counts an `acquire()` whose future is dropped before it finished.
+struct CancelTracker<'a, M: Manager> {
+    shared: &'a Shared<M>,
+    armed: bool,
+}
+
+impl<'a, M: Manager> CancelTracker<'a, M> {
+    fn armed(shared: &'a Shared<M>) -> Self {
+        Self {
+            shared,
+            armed: true,
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl<M: Manager> Drop for CancelTracker<'_, M> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.stats.acquires_cancelled.incr();
+        }
     }
 }
 
@@ -173,9 +207,12 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>) -> FastPath<M> {
     if let Some(mut conn) = shared.idle.pop() {
         let now = Instant::now();
         if !shared.manager.is_broken(&mut conn.raw)
+            && now < conn.expires_at
             && now.saturating_duration_since(conn.last_used) < shared.config.validation_skip_window
         {
-            shared.stats.acquisitions_immediate.incr();
+            shared
+                .stats
+                .record_acquired(false, Duration::ZERO, shared.ms_since_start(now));
             return FastPath::Done(PooledConnection::new(conn, permit, now));
         }
         head_start.conn = Some(conn);
@@ -209,45 +246,50 @@ async fn take_permit<M: Manager>(
 async fn checkout<M: Manager>(
     shared: &Arc<Shared<M>>,
     phase: &PhaseCell,
-    deadline: Instant,
+    started: Instant,
     head_start: HeadStart<M>,
 ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
     let (mut permit, waited) = match head_start.permit {
         Some(permit) => (permit, false),
         None => take_permit(shared).await?,
     };
-    let mut candidate = head_start.conn;
-    let count_success = || {
-        if waited {
-            shared.stats.acquisitions_waited.incr();
-        } else {
-            shared.stats.acquisitions_immediate.incr();
-        }
+    let lend = |conn, permit| {
+        let now = Instant::now();
+        shared.stats.record_acquired(
+            waited,
+            now.saturating_duration_since(started),
+            shared.ms_since_start(now),
+        );
+        PooledConnection::new(conn, permit, now)
     };
+    let mut candidate = head_start.conn;
     let max_size = u64::from(shared.config.max_size);
     let mut retry_delay = FIRST_RETRY_DELAY;
     loop {
         if shared.is_closed() {
+            if let Some(conn) = candidate.take() {
+                conn.retire(RetireReason::PoolClosed);
+            }
             return Err(PoolError::Closed);
         }
         if let Some(mut conn) = candidate.take().or_else(|| shared.idle.pop()) {
-            if shared.manager.is_broken(&mut conn.raw) {
-                tracing::debug!(target: "pool_core::acquire", connection_id = conn.id, "idle connection is broken; closing it");
+            let now = Instant::now();
+            if let Some(reason) = on_checkout(&shared.manager, &mut conn, now) {
+                conn.retire(reason);
                 continue;
             }
-            let now = Instant::now();
             if now.saturating_duration_since(conn.last_used) >= shared.config.validation_skip_window
             {
                 phase.set(Phase::Validate);
                 // Cancel-safe: if dropped mid-check, `conn` closes (its
                 // protocol state is unknown) and its slot frees capacity.
                 if validate(shared, &mut conn).await.is_err() {
+                    conn.retire(RetireReason::ValidationFailed);
                     phase.set(Phase::Wait);
                     continue;
                 }
             }
-            count_success();
-            return Ok(PooledConnection::new(conn, permit, Instant::now()));
+            return Ok(lend(conn, permit));
         }
         let Some(slot) = Slot::try_open(&shared.stats, max_size) else {
             // Full, yet nothing idle to pop: a connection is moving into the
@@ -259,15 +301,13 @@ async fn checkout<M: Manager>(
         // Cancel-safe: the connect task owns the permit and the slot now; if
         // this caller is gone it parks the connection in the idle queue.
         match spawn_open(permit, slot).await {
-            Ok(Ok((conn, permit))) => {
-                count_success();
-                return Ok(PooledConnection::new(conn, permit, Instant::now()));
-            }
+            Ok(Ok((conn, permit))) => return Ok(lend(conn, permit)),
             Ok(Err(failure)) => {
                 if !failure.retryable {
                     return Err(PoolError::Connection(failure.error));
                 }
                 permit = failure.permit;
+                let deadline = started + shared.config.acquire_timeout;
                 let pause = retry_delay.min(deadline.saturating_duration_since(Instant::now()));
                 // Cancel-safe: only the permit is held; dropping it releases it.
                 tokio::time::sleep(pause).await;

@@ -29,6 +29,22 @@ pub const DEFAULT_CREATE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_VALIDATION_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default [`PoolConfig::validation_skip_window`]: 500 ms.
 pub const DEFAULT_VALIDATION_SKIP_WINDOW: Duration = Duration::from_millis(500);
+/// Default [`PoolConfig::max_lifetime`]: 30 min.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 60);
+/// Default [`PoolConfig::max_lifetime_jitter_percent`]: 10 %.
+pub const DEFAULT_MAX_LIFETIME_JITTER_PERCENT: u32 = 10;
+/// Largest accepted [`PoolConfig::max_lifetime_jitter_percent`].
+pub const MAX_LIFETIME_JITTER_PERCENT: u32 = 50;
+/// Default [`PoolConfig::max_idle_time`]: 10 min.
+pub const DEFAULT_MAX_IDLE_TIME: Duration = Duration::from_secs(10 * 60);
+/// Default [`PoolConfig::max_queries`]: 50,000 statements.
+pub const DEFAULT_MAX_QUERIES: u64 = 50_000;
+/// Default [`PoolConfig::maintenance_interval`]: 60 s.
+pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
+/// Default [`PoolConfig::health_healthy_percent`]: 80 %.
+pub const DEFAULT_HEALTH_HEALTHY_PERCENT: u32 = 80;
+/// Default [`PoolConfig::health_degraded_percent`]: 50 %.
+pub const DEFAULT_HEALTH_DEGRADED_PERCENT: u32 = 50;
 /// Longest accepted duration for any timeout or window: 24 hours.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -82,6 +98,46 @@ pub struct PoolConfig {
     /// `POOL_VALIDATION_SKIP_WINDOW_MS`.
     #[serde(rename = "validation_skip_window_ms", with = "millis")]
     pub validation_skip_window: Duration,
+    /// A connection older than this is closed instead of being handed out
+    /// or kept, checked on checkout, on return and by maintenance. Each
+    /// connection's own limit is shortened by a random jitter (below) so
+    /// connections opened together do not all expire together. Default
+    /// 30 min, range 1 ms to 24 h: an endless lifetime keeps server-side
+    /// memory bloat and stale routing (a demoted primary) forever.
+    /// Variable: `POOL_MAX_CONNECTION_LIFETIME_MS`.
+    #[serde(rename = "max_lifetime_ms", with = "millis")]
+    pub max_lifetime: Duration,
+    /// Each connection's lifetime is `max_lifetime` minus a random share of
+    /// up to this many percent, so a connection never outlives
+    /// `max_lifetime`. Default 10, range 0 to 50. Variable:
+    /// `POOL_MAX_LIFETIME_JITTER_PERCENT`.
+    pub max_lifetime_jitter_percent: u32,
+    /// Idle connections beyond `min_size` that sat unused this long are
+    /// closed by maintenance; the pool never shrinks below `min_size`
+    /// because of idleness. Default 10 min, range 1 ms to 24 h. Variable:
+    /// `POOL_MAX_IDLE_TIME_MS`.
+    #[serde(rename = "max_idle_time_ms", with = "millis")]
+    pub max_idle_time: Duration,
+    /// A connection that has run this many statements is closed when it is
+    /// returned (bounds per-session server memory such as cached plans).
+    /// Default 50,000; 0 means no limit. Variable: `POOL_MAX_QUERIES`.
+    pub max_queries: u64,
+    /// How often the background maintenance runs: it retires expired and
+    /// idle-beyond-`min_size` connections and opens connections back up to
+    /// `min_size`. Default 60 s, range 1 ms to 24 h. Variable:
+    /// `POOL_MAINTENANCE_INTERVAL_MS`.
+    #[serde(rename = "maintenance_interval_ms", with = "millis")]
+    pub maintenance_interval: Duration,
+    /// `health_check()` says `healthy` when the available capacity (idle
+    /// connections plus room to grow, over `max_size`) is at least this many
+    /// percent and nothing failed recently. Default 80, range 1 to 100.
+    /// Variable: `POOL_HEALTH_HEALTHY_PERCENT`.
+    pub health_healthy_percent: u32,
+    /// `health_check()` says `unhealthy` when the available capacity is
+    /// under this many percent; between the two thresholds it says
+    /// `degraded`. Default 50, range 0 to `health_healthy_percent`.
+    /// Variable: `POOL_HEALTH_DEGRADED_PERCENT`.
+    pub health_degraded_percent: u32,
 }
 
 impl Default for PoolConfig {
@@ -93,6 +149,13 @@ impl Default for PoolConfig {
             create_timeout: DEFAULT_CREATE_TIMEOUT,
             validation_timeout: DEFAULT_VALIDATION_TIMEOUT,
             validation_skip_window: DEFAULT_VALIDATION_SKIP_WINDOW,
+            max_lifetime: DEFAULT_MAX_LIFETIME,
+            max_lifetime_jitter_percent: DEFAULT_MAX_LIFETIME_JITTER_PERCENT,
+            max_idle_time: DEFAULT_MAX_IDLE_TIME,
+            max_queries: DEFAULT_MAX_QUERIES,
+            maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
+            health_healthy_percent: DEFAULT_HEALTH_HEALTHY_PERCENT,
+            health_degraded_percent: DEFAULT_HEALTH_DEGRADED_PERCENT,
         }
     }
 }
@@ -140,6 +203,49 @@ impl PoolConfig {
         self
     }
 
+    /// Sets [`max_lifetime`](PoolConfig::max_lifetime).
+    #[must_use]
+    pub fn max_lifetime(mut self, value: Duration) -> Self {
+        self.max_lifetime = value;
+        self
+    }
+
+    /// Sets [`max_lifetime_jitter_percent`](PoolConfig::max_lifetime_jitter_percent).
+    #[must_use]
+    pub fn max_lifetime_jitter_percent(mut self, value: u32) -> Self {
+        self.max_lifetime_jitter_percent = value;
+        self
+    }
+
+    /// Sets [`max_idle_time`](PoolConfig::max_idle_time).
+    #[must_use]
+    pub fn max_idle_time(mut self, value: Duration) -> Self {
+        self.max_idle_time = value;
+        self
+    }
+
+    /// Sets [`max_queries`](PoolConfig::max_queries).
+    #[must_use]
+    pub fn max_queries(mut self, value: u64) -> Self {
+        self.max_queries = value;
+        self
+    }
+
+    /// Sets [`maintenance_interval`](PoolConfig::maintenance_interval).
+    #[must_use]
+    pub fn maintenance_interval(mut self, value: Duration) -> Self {
+        self.maintenance_interval = value;
+        self
+    }
+
+    /// Sets both health thresholds, in percent of available capacity.
+    #[must_use]
+    pub fn health_thresholds(mut self, healthy_percent: u32, degraded_percent: u32) -> Self {
+        self.health_healthy_percent = healthy_percent;
+        self.health_degraded_percent = degraded_percent;
+        self
+    }
+
     /// Checks every setting and every relation between settings, and
     /// reports all problems at once.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -182,13 +288,60 @@ impl PoolConfig {
             self.validation_skip_window,
             true,
         );
+        check_duration(&mut issues, "max_lifetime", self.max_lifetime, false);
+        check_duration(&mut issues, "max_idle_time", self.max_idle_time, false);
+        check_duration(
+            &mut issues,
+            "maintenance_interval",
+            self.maintenance_interval,
+            false,
+        );
+        if self.max_lifetime_jitter_percent > MAX_LIFETIME_JITTER_PERCENT {
+            issues.push(ConfigIssue::new(
+                "max_lifetime_jitter_percent",
+                "POOL_MAX_LIFETIME_JITTER_PERCENT",
+                self.max_lifetime_jitter_percent.to_string(),
+                format!(
+                    "max_lifetime_jitter_percent ({}) must be between 0 and {MAX_LIFETIME_JITTER_PERCENT}",
+                    self.max_lifetime_jitter_percent
+                ),
+                format!("set POOL_MAX_LIFETIME_JITTER_PERCENT between 0 and {MAX_LIFETIME_JITTER_PERCENT}"),
+            ));
+        }
+        if self.health_healthy_percent == 0 || self.health_healthy_percent > 100 {
+            issues.push(ConfigIssue::new(
+                "health_healthy_percent",
+                "POOL_HEALTH_HEALTHY_PERCENT",
+                self.health_healthy_percent.to_string(),
+                format!(
+                    "health_healthy_percent ({}) must be between 1 and 100",
+                    self.health_healthy_percent
+                ),
+                "set POOL_HEALTH_HEALTHY_PERCENT between 1 and 100 (default 80)".to_owned(),
+            ));
+        } else if self.health_degraded_percent > self.health_healthy_percent {
+            issues.push(ConfigIssue::new(
+                "health_degraded_percent",
+                "POOL_HEALTH_DEGRADED_PERCENT",
+                self.health_degraded_percent.to_string(),
+                format!(
+                    "health_degraded_percent ({}) must be <= health_healthy_percent ({})",
+                    self.health_degraded_percent, self.health_healthy_percent
+                ),
+                "reduce POOL_HEALTH_DEGRADED_PERCENT or increase POOL_HEALTH_HEALTHY_PERCENT"
+                    .to_owned(),
+            ));
+        }
         ConfigError::from_issues(issues)
     }
 }
 
 /// The `POOL_*` variable that sets a duration field.
 pub(crate) fn duration_variable(field: &str) -> String {
-    format!("POOL_{}_MS", field.to_ascii_uppercase())
+    match field {
+        "max_lifetime" => "POOL_MAX_CONNECTION_LIFETIME_MS".to_owned(),
+        _ => format!("POOL_{}_MS", field.to_ascii_uppercase()),
+    }
 }
 
 fn check_duration(

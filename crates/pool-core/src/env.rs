@@ -9,8 +9,83 @@
 
 use std::time::Duration;
 
-use crate::config::{duration_variable, PoolConfig};
+use crate::config::PoolConfig;
 use crate::error::{ConfigError, ConfigIssue};
+
+/// How one variable is parsed into one field.
+enum Kind {
+    Count(fn(&mut PoolConfig, u64)),
+    Millis(fn(&mut PoolConfig, Duration)),
+}
+
+/// Every `POOL_*` variable: name, field, parser. The one table to extend.
+const SETTINGS: &[(&str, &str, Kind)] = &[
+    (
+        "POOL_MIN_SIZE",
+        "min_size",
+        Kind::Count(|c, v| c.min_size = saturate(v)),
+    ),
+    (
+        "POOL_MAX_SIZE",
+        "max_size",
+        Kind::Count(|c, v| c.max_size = saturate(v)),
+    ),
+    (
+        "POOL_ACQUIRE_TIMEOUT_MS",
+        "acquire_timeout",
+        Kind::Millis(|c, v| c.acquire_timeout = v),
+    ),
+    (
+        "POOL_CREATE_TIMEOUT_MS",
+        "create_timeout",
+        Kind::Millis(|c, v| c.create_timeout = v),
+    ),
+    (
+        "POOL_VALIDATION_TIMEOUT_MS",
+        "validation_timeout",
+        Kind::Millis(|c, v| c.validation_timeout = v),
+    ),
+    (
+        "POOL_VALIDATION_SKIP_WINDOW_MS",
+        "validation_skip_window",
+        Kind::Millis(|c, v| c.validation_skip_window = v),
+    ),
+    (
+        "POOL_MAX_CONNECTION_LIFETIME_MS",
+        "max_lifetime",
+        Kind::Millis(|c, v| c.max_lifetime = v),
+    ),
+    (
+        "POOL_MAX_LIFETIME_JITTER_PERCENT",
+        "max_lifetime_jitter_percent",
+        Kind::Count(|c, v| c.max_lifetime_jitter_percent = saturate(v)),
+    ),
+    (
+        "POOL_MAX_IDLE_TIME_MS",
+        "max_idle_time",
+        Kind::Millis(|c, v| c.max_idle_time = v),
+    ),
+    (
+        "POOL_MAX_QUERIES",
+        "max_queries",
+        Kind::Count(|c, v| c.max_queries = v),
+    ),
+    (
+        "POOL_MAINTENANCE_INTERVAL_MS",
+        "maintenance_interval",
+        Kind::Millis(|c, v| c.maintenance_interval = v),
+    ),
+    (
+        "POOL_HEALTH_HEALTHY_PERCENT",
+        "health_healthy_percent",
+        Kind::Count(|c, v| c.health_healthy_percent = saturate(v)),
+    ),
+    (
+        "POOL_HEALTH_DEGRADED_PERCENT",
+        "health_degraded_percent",
+        Kind::Count(|c, v| c.health_degraded_percent = saturate(v)),
+    ),
+];
 
 /// Every variable [`PoolConfig::from_env`] understands.
 pub const POOL_VARIABLES: &[&str] = &[
@@ -20,7 +95,20 @@ pub const POOL_VARIABLES: &[&str] = &[
     "POOL_CREATE_TIMEOUT_MS",
     "POOL_VALIDATION_TIMEOUT_MS",
     "POOL_VALIDATION_SKIP_WINDOW_MS",
+    "POOL_MAX_CONNECTION_LIFETIME_MS",
+    "POOL_MAX_LIFETIME_JITTER_PERCENT",
+    "POOL_MAX_IDLE_TIME_MS",
+    "POOL_MAX_QUERIES",
+    "POOL_MAINTENANCE_INTERVAL_MS",
+    "POOL_HEALTH_HEALTHY_PERCENT",
+    "POOL_HEALTH_DEGRADED_PERCENT",
 ];
+
+/// A value too large for a `u32` field stays too large (and fails
+/// validation) instead of wrapping.
+fn saturate(value: u64) -> u32 {
+    u32::try_from(value).unwrap_or(u32::MAX)
+}
 
 impl PoolConfig {
     /// Reads the configuration from the process environment: defaults,
@@ -68,20 +156,14 @@ impl PoolConfig {
             if !key.starts_with("POOL_") || also_known.contains(&key) {
                 continue;
             }
-            let applied = match key {
-                "POOL_MIN_SIZE" => parse_size(key, value).map(|v| config.min_size = v),
-                "POOL_MAX_SIZE" => parse_size(key, value).map(|v| config.max_size = v),
-                "POOL_ACQUIRE_TIMEOUT_MS" => {
-                    parse_ms(key, value).map(|v| config.acquire_timeout = v)
+            let applied = match SETTINGS.iter().find(|(name, _, _)| *name == key) {
+                Some((name, field, Kind::Count(set))) => {
+                    parse_count(name, field, value).map(|v| set(&mut config, v))
                 }
-                "POOL_CREATE_TIMEOUT_MS" => parse_ms(key, value).map(|v| config.create_timeout = v),
-                "POOL_VALIDATION_TIMEOUT_MS" => {
-                    parse_ms(key, value).map(|v| config.validation_timeout = v)
+                Some((name, field, Kind::Millis(set))) => {
+                    parse_ms(name, field, value).map(|v| set(&mut config, v))
                 }
-                "POOL_VALIDATION_SKIP_WINDOW_MS" => {
-                    parse_ms(key, value).map(|v| config.validation_skip_window = v)
-                }
-                unknown => Err(unknown_variable(unknown, value, also_known)),
+                None => Err(unknown_variable(key, value, also_known)),
             };
             if let Err(issue) = applied {
                 unparsed.push(issue.field);
@@ -103,51 +185,31 @@ impl PoolConfig {
     }
 }
 
-fn parse_size(variable: &str, value: &str) -> Result<u32, ConfigIssue> {
-    value.parse::<u32>().map_err(|_| {
+fn parse_count(variable: &str, field: &'static str, value: &str) -> Result<u64, ConfigIssue> {
+    value.parse::<u64>().map_err(|_| {
         ConfigIssue::new(
-            field_of(variable),
+            field,
             variable,
             value,
-            format!("{variable} ({value:?}) is not a whole number of connections"),
+            format!("{variable} ({value:?}) is not a whole number"),
             format!("set {variable} to a whole number such as 10"),
         )
     })
 }
 
-fn parse_ms(variable: &str, value: &str) -> Result<Duration, ConfigIssue> {
+fn parse_ms(variable: &str, field: &'static str, value: &str) -> Result<Duration, ConfigIssue> {
     value
         .parse::<u64>()
         .map(Duration::from_millis)
         .map_err(|_| {
             ConfigIssue::new(
-                field_of(variable),
+                field,
                 variable,
                 value,
                 format!("{variable} ({value:?}) is not a whole number of milliseconds"),
                 format!("set {variable} to milliseconds without a unit, e.g. {variable}=5000"),
             )
         })
-}
-
-/// The configuration field a known variable sets.
-fn field_of(variable: &str) -> &'static str {
-    const FIELDS: &[&str] = &[
-        "min_size",
-        "max_size",
-        "acquire_timeout",
-        "create_timeout",
-        "validation_timeout",
-        "validation_skip_window",
-    ];
-    FIELDS
-        .iter()
-        .copied()
-        .find(|field| {
-            variable == format!("POOL_{}", field.to_ascii_uppercase())
-                || variable == duration_variable(field)
-        })
-        .unwrap_or("unknown")
 }
 
 fn unknown_variable(variable: &str, value: &str, also_known: &[&str]) -> ConfigIssue {

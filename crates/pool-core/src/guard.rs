@@ -2,8 +2,8 @@
 //!
 //! A [`PooledConnection`] owns a connection and the permit it was lent
 //! under. It derefs to the backend connection. Dropping it returns the
-//! connection to the idle queue (unless the manager's free `is_broken`
-//! check says otherwise, or the pool is closed) and only *then* releases the
+//! connection to the idle queue (unless it is broken, dirty, expired or
+//! used up — see `recycle.rs` — or the pool is closed) and only *then* releases the
 //! permit, so the next waiter finds the connection already idle.
 //! [`PooledConnection::discard`] closes a connection the caller knows is
 //! bad instead of returning it.
@@ -16,6 +16,7 @@ use tokio::time::Instant;
 
 use crate::idle::Conn;
 use crate::manager::Manager;
+use crate::recycle::{on_return, RetireReason};
 use crate::shared::Permit;
 
 /// A connection lent by the pool. Gives it back when dropped.
@@ -73,9 +74,10 @@ impl<M: Manager> PooledConnection<M> {
     /// unknown state). Its capacity is freed at once.
     pub fn discard(mut self) {
         if let Some(conn) = self.conn.take() {
-            tracing::debug!(target: "pool_core::pool", connection_id = conn.id, "connection discarded by its user");
-            self.permit.shared().stats.releases.incr();
-            drop(conn);
+            let stats = &self.permit.shared().stats;
+            stats.releases.incr();
+            stats.hold_time.record(self.acquired_at.elapsed());
+            conn.retire(RetireReason::Discarded);
         }
     }
 }
@@ -100,12 +102,17 @@ impl<M: Manager> Drop for PooledConnection<M> {
             return;
         };
         let shared = self.permit.shared();
+        let now = Instant::now();
         shared.stats.releases.incr();
-        if shared.manager.is_broken(&mut conn.raw) {
-            tracing::debug!(target: "pool_core::pool", connection_id = conn.id, "returned connection is broken; closing it");
+        shared
+            .stats
+            .hold_time
+            .record(now.saturating_duration_since(self.acquired_at));
+        if let Some(reason) = on_return(&shared.manager, &shared.config, &mut conn, now) {
+            conn.retire(reason);
             return;
         }
-        conn.last_used = Instant::now();
+        conn.last_used = now;
         shared.return_to_idle(conn);
         // `self.permit` is released after this body: the next waiter wakes
         // up with the connection already in the idle queue.

@@ -13,6 +13,7 @@
 use crossbeam_queue::ArrayQueue;
 use tokio::time::Instant;
 
+use crate::recycle::RetireReason;
 use crate::slot::{Slot, SlotState};
 
 /// An open connection with what the pool knows about it.
@@ -28,6 +29,23 @@ pub(crate) struct Conn<C> {
     pub(crate) created_at: Instant,
     /// When it was last given back (or created).
     pub(crate) last_used: Instant,
+    /// When its own (jittered) lifetime ends.
+    pub(crate) expires_at: Instant,
+}
+
+impl<C> Conn<C> {
+    /// Closes the connection for `reason`: logs it and counts it by reason
+    /// (the count moves when the slot drops, right here).
+    pub(crate) fn retire(mut self, reason: RetireReason) {
+        tracing::debug!(
+            target: "pool_core::recycle",
+            connection_id = self.id,
+            reason = reason.as_str(),
+            age_ms = self.created_at.elapsed().as_millis() as u64,
+            "retiring connection"
+        );
+        self.slot.set_close_reason(reason);
+    }
 }
 
 /// The lock-free queue of idle connections.
@@ -61,11 +79,28 @@ impl<C> IdleQueue<C> {
         Some(conn)
     }
 
-    /// Removes every idle connection (they close when dropped).
-    pub(crate) fn drain(&self) -> usize {
+    /// Takes the oldest idle connection for inspection by maintenance,
+    /// still counted idle (it is in transit, not lent to anyone). Give it
+    /// back with [`put_back`](IdleQueue::put_back) or retire it.
+    pub(crate) fn take_for_check(&self) -> Option<Conn<C>> {
+        self.queue.pop()
+    }
+
+    /// Returns a connection taken with [`take_for_check`](IdleQueue::take_for_check).
+    pub(crate) fn put_back(&self, conn: Conn<C>) -> Result<(), Conn<C>> {
+        self.queue.push(conn)
+    }
+
+    /// Connections in the queue right now.
+    pub(crate) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Closes every idle connection for `reason`.
+    pub(crate) fn drain(&self, reason: RetireReason) -> usize {
         let mut closed = 0;
         while let Some(conn) = self.queue.pop() {
-            drop(conn);
+            conn.retire(reason);
             closed += 1;
         }
         closed

@@ -45,10 +45,14 @@ mod config;
 mod env;
 mod error;
 mod guard;
+mod health;
+mod histogram;
 mod idle;
+mod maintenance;
 mod manager;
 mod open;
 mod pool;
+mod recycle;
 mod semaphore;
 mod shared;
 mod slot;
@@ -56,16 +60,22 @@ mod stats;
 mod sync;
 
 pub use config::{
-    PoolConfig, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_MAX_SIZE,
-    DEFAULT_MIN_SIZE, DEFAULT_VALIDATION_SKIP_WINDOW, DEFAULT_VALIDATION_TIMEOUT, MAX_DURATION,
-    MAX_POOL_SIZE,
+    PoolConfig, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_HEALTH_DEGRADED_PERCENT,
+    DEFAULT_HEALTH_HEALTHY_PERCENT, DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_MAX_IDLE_TIME,
+    DEFAULT_MAX_LIFETIME, DEFAULT_MAX_LIFETIME_JITTER_PERCENT, DEFAULT_MAX_QUERIES,
+    DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, DEFAULT_VALIDATION_SKIP_WINDOW, DEFAULT_VALIDATION_TIMEOUT,
+    MAX_DURATION, MAX_LIFETIME_JITTER_PERCENT, MAX_POOL_SIZE,
 };
 pub use env::POOL_VARIABLES;
 pub use error::{
     ConfigError, ConfigIssue, ConnectionError, InitError, Phase, PoolError, TimeoutError,
 };
 pub use guard::PooledConnection;
+pub use health::{DatabaseHealth, HealthState, HealthStatus, PoolHealth, RECENT_ERROR_WINDOW};
+pub use histogram::LatencySummary;
+pub use maintenance::REPLENISH_CONCURRENCY;
 pub use manager::Manager;
 pub use open::WARM_UP_BATCH;
 pub use pool::Pool;
-pub use stats::Statistics;
+pub use recycle::RetireReason;
+pub use stats::{ClosedByReason, Statistics, RECENT_WINDOW};

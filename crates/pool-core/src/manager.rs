@@ -26,6 +26,10 @@ use std::future::Future;
 ///   lock that can be contended. It runs on every checkout and every return.
 /// * [`is_retryable`](Manager::is_retryable) tells whether retrying a failed
 ///   connect can help (a refused connection) or not (a wrong password).
+/// * [`is_dirty`](Manager::is_dirty) and [`statements`](Manager::statements)
+///   are free checks on return: a dirty connection (dropped mid-request,
+///   left inside a transaction) is closed, and one that ran `max_queries`
+///   statements is retired.
 pub trait Manager: Send + Sync + 'static {
     /// The pooled connection type. Dropping it must close it.
     type Connection: Send + 'static;
@@ -48,6 +52,22 @@ pub trait Manager: Send + Sync + 'static {
     /// A free pre-check: `true` if the connection is known to be unusable
     /// (closed socket, dropped in the middle of a request). Must not do I/O.
     fn is_broken(&self, conn: &mut Self::Connection) -> bool;
+
+    /// A free check on return: `true` if the connection was left in a state
+    /// the next caller must not inherit (dropped in the middle of a request,
+    /// left inside a transaction). Such a connection is closed. Must not do
+    /// I/O. The default says never.
+    fn is_dirty(&self, conn: &mut Self::Connection) -> bool {
+        let _ = conn;
+        false
+    }
+
+    /// How many statements this connection has run, for `max_queries`. Must
+    /// be free. The default (0) disables statement-count retirement.
+    fn statements(&self, conn: &Self::Connection) -> u64 {
+        let _ = conn;
+        0
+    }
 
     /// Whether a failed [`create`](Manager::create) may succeed if retried.
     ///

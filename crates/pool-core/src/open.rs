@@ -18,6 +18,7 @@ use tokio::time::Instant;
 use crate::error::{ConnectionError, InitError, PoolError};
 use crate::idle::Conn;
 use crate::manager::Manager;
+use crate::recycle::{jittered_lifetime, RetireReason};
 use crate::shared::{Permit, Shared};
 use crate::slot::{Slot, SlotState};
 
@@ -83,6 +84,7 @@ pub(crate) async fn connect<M: Manager>(
         Ok(Ok(raw)) => {
             slot.set(SlotState::InUse);
             shared.stats.connections_created.incr();
+            shared.stats.create_time.record(started.elapsed());
             let id = shared.next_connection_id();
             tracing::debug!(
                 target: "pool_core::connect",
@@ -97,6 +99,7 @@ pub(crate) async fn connect<M: Manager>(
                 id,
                 created_at: now,
                 last_used: now,
+                expires_at: now + jittered_lifetime(&shared.config),
             });
         }
         Ok(Err(error)) => {
@@ -126,8 +129,12 @@ pub(crate) async fn validate<M: Manager>(
 ) -> Result<(), Arc<ConnectionError<M::Error>>> {
     shared.stats.validations.incr();
     let timeout = shared.config.validation_timeout;
+    let started = Instant::now();
     let error = match tokio::time::timeout(timeout, shared.manager.validate(&mut conn.raw)).await {
-        Ok(Ok(())) => return Ok(()),
+        Ok(Ok(())) => {
+            shared.record_validation_latency(started.elapsed());
+            return Ok(());
+        }
         Ok(Err(error)) => ConnectionError::Validate(error),
         Err(_) => ConnectionError::ValidateTimeout(timeout),
     };
@@ -203,6 +210,9 @@ async fn open_validated<M: Manager>(
         )));
     };
     let mut conn = connect(shared, slot).await.map_err(|(error, _)| error)?;
-    validate(shared, &mut conn).await?;
+    if let Err(error) = validate(shared, &mut conn).await {
+        conn.retire(RetireReason::ValidationFailed);
+        return Err(error);
+    }
     Ok(conn)
 }

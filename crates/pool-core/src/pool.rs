@@ -1,38 +1,63 @@
 //! The public pool handle.
 //!
-//! [`Pool`] is a cheap `Arc` clone around the shared state. `build()`
-//! validates the configuration, opens `min_size` connections in parallel and
-//! fails fast with an actionable error. The checkout path lives in
+//! [`Pool`] is a cheap `Arc` clone. All clones share one `Handle`, which owns
+//! the maintenance task: when the last clone is dropped, the handle closes
+//! the pool (waiters fail, idle connections close, maintenance stops, and
+//! connections still lent out close when they come back). `build()`
+//! validates the configuration, opens `min_size` connections in parallel
+//! and fails fast with an actionable error. The checkout path lives in
 //! `checkout.rs`.
 
-use crate::sync::Arc;
 use std::fmt;
 
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::PoolConfig;
 use crate::error::PoolError;
+use crate::health::HealthStatus;
+use crate::maintenance;
 use crate::manager::Manager;
 use crate::open::warm_up;
 use crate::shared::Shared;
 use crate::stats::Statistics;
+use crate::sync::{Arc, Mutex};
 
-/// An async connection pool over a [`Manager`]. Clones share one pool.
+/// An async connection pool over a [`Manager`]. Clones share one pool;
+/// dropping the last clone closes it.
 pub struct Pool<M: Manager> {
-    pub(crate) shared: Arc<Shared<M>>,
+    handle: Arc<Handle<M>>,
+}
+
+/// What all clones of one [`Pool`] share.
+struct Handle<M: Manager> {
+    shared: Arc<Shared<M>>,
+    maintenance: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl<M: Manager> Drop for Handle<M> {
+    fn drop(&mut self) {
+        self.shared.close();
+        // The task also sees the closed pool and stops by itself; aborting
+        // makes that immediate even if it is in the middle of a connect.
+        if let Some(task) = self.maintenance.lock().take() {
+            task.abort();
+        }
+    }
 }
 
 impl<M: Manager> Clone for Pool<M> {
     fn clone(&self) -> Self {
         Self {
-            shared: Arc::clone(&self.shared),
+            handle: Arc::clone(&self.handle),
         }
     }
 }
 
 impl<M: Manager> Pool<M> {
     /// Validates `config`, opens and validates `min_size` connections in
-    /// parallel (within one `create_timeout`), and returns the ready pool.
+    /// parallel (within one `create_timeout`), starts background
+    /// maintenance, and returns the ready pool.
     ///
     /// Fails with [`PoolError::Config`] for a bad configuration and with
     /// [`PoolError::Init`] if the warm connections cannot be opened; either
@@ -48,14 +73,19 @@ impl<M: Manager> Pool<M> {
             create_timeout_ms = config.create_timeout.as_millis() as u64,
             validation_timeout_ms = config.validation_timeout.as_millis() as u64,
             validation_skip_window_ms = config.validation_skip_window.as_millis() as u64,
+            max_lifetime_ms = config.max_lifetime.as_millis() as u64,
+            max_idle_time_ms = config.max_idle_time.as_millis() as u64,
+            max_queries = config.max_queries,
+            maintenance_interval_ms = config.maintenance_interval.as_millis() as u64,
             "initializing connection pool"
         );
         let shared = Arc::new(Shared::new(manager, config));
         if let Err(error) = warm_up(&shared).await {
             tracing::error!(target: "pool_core::init", error = %error, "connection pool initialization failed");
-            shared.semaphore.close();
+            shared.close();
             return Err(error);
         }
+        let task = maintenance::spawn(&shared);
         tracing::info!(
             target: "pool_core::init",
             min_size = shared.config.min_size,
@@ -65,46 +95,65 @@ impl<M: Manager> Pool<M> {
             shared.config.min_size,
             shared.config.max_size,
         );
-        Ok(Self { shared })
+        Ok(Self {
+            handle: Arc::new(Handle {
+                shared,
+                maintenance: Mutex::new(Some(task)),
+            }),
+        })
     }
 
-    /// A snapshot of the pool's gauges and counters. Lock-free.
+    pub(crate) fn shared(&self) -> &Arc<Shared<M>> {
+        &self.handle.shared
+    }
+
+    /// A snapshot of the pool's gauges, counters and latency percentiles.
+    /// Lock-free.
     pub fn statistics(&self) -> Statistics {
-        self.shared.statistics()
+        self.shared().statistics()
+    }
+
+    /// The pool's health verdict, from its own state: no query, no lock.
+    /// See the rules in `docs/health.md`.
+    pub fn health_check(&self) -> HealthStatus {
+        self.shared().health_check()
+    }
+
+    /// Runs one maintenance round now (retire stale connections, replenish
+    /// to `min_size`) instead of waiting for `maintenance_interval`.
+    pub async fn run_maintenance(&self) {
+        maintenance::run_once(self.shared()).await;
     }
 
     /// The configuration the pool runs with.
     pub fn config(&self) -> &PoolConfig {
-        &self.shared.config
+        &self.shared().config
     }
 
     /// The manager the pool was built with.
     pub fn manager(&self) -> &M {
-        &self.shared.manager
+        &self.shared().manager
     }
 
     /// Closes the pool: queued and future `acquire()` calls fail with
-    /// [`PoolError::Closed`], idle connections close at once, and borrowed
-    /// connections close when they are returned. Idempotent.
+    /// [`PoolError::Closed`], idle connections close at once, maintenance
+    /// stops, and borrowed connections close when they are returned.
+    /// Idempotent.
     pub fn close(&self) {
-        let first = !self.shared.is_closed();
-        self.shared.semaphore.close();
-        let closed = self.shared.idle.drain();
-        if first {
-            tracing::info!(target: "pool_core::pool", idle_closed = closed, "connection pool closed");
-        }
+        self.shared().close();
     }
 
-    /// Whether [`close`](Pool::close) was called.
+    /// Whether [`close`](Pool::close) was called (or the pool failed to
+    /// build).
     pub fn is_closed(&self) -> bool {
-        self.shared.is_closed()
+        self.shared().is_closed()
     }
 }
 
 impl<M: Manager> fmt::Debug for Pool<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("config", &self.shared.config)
+            .field("config", &self.shared().config)
             .field("statistics", &self.statistics())
             .finish_non_exhaustive()
     }

@@ -64,6 +64,8 @@ pub(crate) struct Semaphore {
     waitlist: Mutex<Waitlist>,
     /// Mirror of `queue.len()`, written under the lock, read lock-free.
     waiting: AtomicU64,
+    /// The highest `waiting` ever seen.
+    peak_waiting: AtomicU64,
 }
 
 impl Semaphore {
@@ -72,12 +74,18 @@ impl Semaphore {
             state: AtomicUsize::new(permits * PERMIT),
             waitlist: Mutex::new(Waitlist::default()),
             waiting: AtomicU64::new(0),
+            peak_waiting: AtomicU64::new(0),
         }
     }
 
     /// Callers queued right now.
     pub(crate) fn waiting(&self) -> u64 {
         self.waiting.load(Ordering::Relaxed)
+    }
+
+    /// The most callers ever queued at once.
+    pub(crate) fn peak_waiting(&self) -> u64 {
+        self.peak_waiting.load(Ordering::Relaxed)
     }
 
     /// Permits free right now (zero while anyone is queued).

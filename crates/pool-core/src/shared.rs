@@ -6,21 +6,27 @@
 //!   only slots change these terms).
 //! * Permits: every connection that is not idle (`in_use` or `opening`) is
 //!   owned by exactly one holder of a [`Permit`] (a caller's guard, an
-//!   `acquire()` in progress, or a connect task). A permit holder that finds
-//!   the idle queue empty may therefore always open a connection, except
-//!   for the instant another connection is moving into the queue.
+//!   `acquire()` in progress, a connect task, or maintenance replenishing).
+//!   A permit holder that finds the idle queue empty may therefore always
+//!   open a connection, except for the instant another connection is moving
+//!   into or out of the queue.
 //! * Ownership: `Shared` is owned by `Arc`s held by pool handles, guards,
-//!   permits and connect tasks. Nothing inside it points back to it, so
-//!   dropping the last of those frees everything.
+//!   permits and connect tasks; maintenance holds only a `Weak`. Nothing
+//!   inside it points back to it, so dropping the last `Arc` frees
+//!   everything.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
+use tokio::sync::Notify;
+use tokio::time::Instant;
 
 use crate::config::PoolConfig;
 use crate::error::ConnectionError;
+use crate::health::{assess, HealthInputs, HealthStatus};
 use crate::idle::{Conn, IdleQueue};
 use crate::manager::Manager;
+use crate::recycle::RetireReason;
 use crate::semaphore::Semaphore;
 use crate::stats::{SnapshotContext, Statistics, Stats};
 use crate::sync::{Arc, AtomicU64, Ordering};
@@ -34,7 +40,18 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) stats: Arc<Stats>,
     /// The most recent connect or validation failure, for timeout errors.
     pub(crate) last_error: ArcSwapOption<ConnectionError<M::Error>>,
+    /// Wakes the maintenance task (on close, or on demand).
+    pub(crate) maintenance_wakeup: Arc<Notify>,
     next_connection_id: AtomicU64,
+    /// `1 + ms since start` of the last failure; 0 = never.
+    last_error_at: AtomicU64,
+    /// `1 + ms since start` of the last health check; 0 = never.
+    last_health_check_at: AtomicU64,
+    /// Round trip of the last successful liveness check, in µs + 1; 0 = none.
+    last_validation_us: AtomicU64,
+    /// The runtime clock at build (paused in tests), for ages and windows.
+    started_at: Instant,
+    /// The wall clock at build, for timestamps.
     created_at: SystemTime,
 }
 
@@ -47,7 +64,12 @@ impl<M: Manager> Shared<M> {
             idle: IdleQueue::new(max_size),
             stats: Arc::new(Stats::default()),
             last_error: ArcSwapOption::empty(),
+            maintenance_wakeup: Arc::new(Notify::new()),
             next_connection_id: AtomicU64::new(1),
+            last_error_at: AtomicU64::new(0),
+            last_health_check_at: AtomicU64::new(0),
+            last_validation_us: AtomicU64::new(0),
+            started_at: Instant::now(),
             created_at: SystemTime::now(),
             config,
         }
@@ -61,23 +83,72 @@ impl<M: Manager> Shared<M> {
         self.semaphore.is_closed()
     }
 
+    /// Milliseconds from build to `now`, on the runtime's clock.
+    pub(crate) fn ms_since_start(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.started_at).as_millis())
+            .unwrap_or(u64::MAX)
+    }
+
     pub(crate) fn record_error(
         &self,
         error: ConnectionError<M::Error>,
     ) -> Arc<ConnectionError<M::Error>> {
         let error = Arc::new(error);
         self.last_error.store(Some(Arc::clone(&error)));
+        self.last_error_at
+            .store(1 + self.ms_since_start(Instant::now()), Ordering::Relaxed);
         error
     }
 
+    pub(crate) fn record_validation_latency(&self, latency: Duration) {
+        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX - 1);
+        self.last_validation_us.store(micros + 1, Ordering::Relaxed);
+    }
+
+    /// The wall-clock time of an event stored as `1 + ms since start`.
+    fn wall_time(&self, stored: u64) -> Option<SystemTime> {
+        stored
+            .checked_sub(1)
+            .map(|ms| self.created_at + Duration::from_millis(ms))
+    }
+
     pub(crate) fn statistics(&self) -> Statistics {
+        let now_ms = self.ms_since_start(Instant::now());
         self.stats.snapshot(SnapshotContext {
             min_size: self.config.min_size,
             max_size: self.config.max_size,
             waiting: self.semaphore.waiting(),
+            peak_waiting: self.semaphore.peak_waiting(),
             closed: self.is_closed(),
+            now_ms,
             created_at: self.created_at,
+            last_health_check: self.wall_time(self.last_health_check_at.load(Ordering::Relaxed)),
+            last_error: self.last_error.load().as_deref().map(ToString::to_string),
+            last_error_time: self.wall_time(self.last_error_at.load(Ordering::Relaxed)),
         })
+    }
+
+    pub(crate) fn health_check(&self) -> HealthStatus {
+        let now_ms = self.ms_since_start(Instant::now());
+        let stats = self.statistics();
+        self.last_health_check_at
+            .store(1 + now_ms, Ordering::Relaxed);
+        let last_error_at = self.last_error_at.load(Ordering::Relaxed);
+        let latency = self.last_validation_us.load(Ordering::Relaxed);
+        assess(
+            &stats,
+            HealthInputs {
+                healthy_percent: self.config.health_healthy_percent,
+                degraded_percent: self.config.health_degraded_percent,
+                since_last_error: last_error_at
+                    .checked_sub(1)
+                    .map(|at| Duration::from_millis(now_ms.saturating_sub(at))),
+                last_error: stats.last_error.clone(),
+                last_error_time: self.wall_time(last_error_at),
+                latency: latency.checked_sub(1).map(Duration::from_micros),
+                uptime: Duration::from_millis(now_ms),
+            },
+        )
     }
 
     /// Puts a healthy connection back for the next caller, or closes it if
@@ -85,6 +156,7 @@ impl<M: Manager> Shared<M> {
     /// released, so the permit invariant holds.
     pub(crate) fn return_to_idle(&self, conn: Conn<M::Connection>) {
         if self.is_closed() {
+            conn.retire(RetireReason::PoolClosed);
             return;
         }
         if let Err(conn) = self.idle.push(conn) {
@@ -98,8 +170,21 @@ impl<M: Manager> Shared<M> {
         // `close()` may have drained the queue between the check and the
         // push; drain again so a closed pool never keeps an idle connection.
         if self.is_closed() {
-            self.idle.drain();
+            self.idle.drain(RetireReason::PoolClosed);
         }
+    }
+
+    /// Closes the pool: fails waiters and future acquires, closes idle
+    /// connections, stops maintenance. Returns whether this call closed it.
+    pub(crate) fn close(&self) -> bool {
+        let first = !self.is_closed();
+        self.semaphore.close();
+        let closed = self.idle.drain(RetireReason::PoolClosed);
+        self.maintenance_wakeup.notify_one();
+        if first {
+            tracing::info!(target: "pool_core::pool", idle_closed = closed, "connection pool closed");
+        }
+        first
     }
 }
 

@@ -18,6 +18,7 @@
 //!   its capacity is back, whatever path dropped it (cancellation, panic,
 //!   error, shutdown).
 
+use crate::recycle::RetireReason;
 use crate::stats::Stats;
 use crate::sync::{Arc, AtomicU64, Ordering};
 
@@ -86,6 +87,8 @@ impl Gauges {
 pub(crate) struct Slot {
     stats: Arc<Stats>,
     state: SlotState,
+    /// Counted when the slot drops; `Dropped` unless someone said why.
+    close_reason: RetireReason,
 }
 
 impl Slot {
@@ -108,6 +111,7 @@ impl Slot {
                     return Some(Slot {
                         stats: Arc::clone(stats),
                         state: SlotState::Opening,
+                        close_reason: RetireReason::Dropped,
                     })
                 }
                 Err(current) => word = current,
@@ -127,6 +131,13 @@ impl Slot {
     }
 }
 
+impl Slot {
+    /// Records why this connection is being closed.
+    pub(crate) fn set_close_reason(&mut self, reason: RetireReason) {
+        self.close_reason = reason;
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.stats
@@ -134,7 +145,7 @@ impl Drop for Slot {
             .0
             .fetch_sub(self.state.unit(), Ordering::AcqRel);
         if self.state != SlotState::Opening {
-            self.stats.connections_closed.incr();
+            self.stats.closed_by_reason[self.close_reason.index()].incr();
         }
     }
 }
@@ -159,7 +170,7 @@ mod tests {
         drop(a);
         let reading = stats.gauges.read();
         assert_eq!((reading.idle, reading.in_use, reading.opening), (0, 1, 0));
-        assert_eq!(stats.connections_closed.get(), 1);
+        assert_eq!(stats.closed_total(), 1);
         drop(b);
         assert_eq!(stats.gauges.read().open(), 0);
     }

@@ -1,18 +1,24 @@
 //! Statistics: private atomics inside, one public `Serialize` snapshot
 //! outside.
 //!
-//! The counters are `Relaxed` `AtomicU64`s, bumped on the hot path with one
-//! uncontended `fetch_add` each and never under a lock. The size gauges are
-//! the packed [`Gauges`] word owned by the slots, so `total`, `idle`,
-//! `active` and `opening` in a snapshot always add up. Every field of
-//! [`Statistics`] documents exactly when it moves. All counts are `u64`.
+//! Counters are `Relaxed` `AtomicU64`s bumped with one uncontended
+//! `fetch_add` and never under a lock. The size gauges are the packed
+//! [`Gauges`] word owned by the slots, so `total`, `idle`, `active` and
+//! `opening` in a snapshot always add up. Latencies go into lock-free
+//! log-linear histograms (`histogram.rs`). Every field of [`Statistics`]
+//! documents exactly when it moves. All counts are `u64`.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::histogram::{LatencyHistogram, LatencySummary, WindowedHistogram};
+use crate::recycle::RetireReason;
 use crate::slot::Gauges;
 use crate::sync::{AtomicU64, Ordering};
+
+/// The span of the "recent" latency window: 60 s.
+pub const RECENT_WINDOW: Duration = Duration::from_secs(60);
 
 /// A monotonically increasing event counter.
 #[derive(Debug, Default)]
@@ -30,20 +36,93 @@ impl Counter {
     }
 }
 
-/// The pool's live statistics. Shared by the pool and every slot.
+/// A high-water mark. Writes only when the value is exceeded, so the
+/// common case is one load.
 #[derive(Debug, Default)]
+pub(crate) struct Peak(AtomicU64);
+
+impl Peak {
+    #[inline]
+    pub(crate) fn observe(&self, value: u64) {
+        if value > self.0.load(Ordering::Relaxed) {
+            self.0.fetch_max(value, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The pool's live statistics. Shared by the pool and every slot.
+#[derive(Debug)]
 pub(crate) struct Stats {
     pub(crate) gauges: Gauges,
     pub(crate) acquisitions_immediate: Counter,
     pub(crate) acquisitions_waited: Counter,
     pub(crate) releases: Counter,
     pub(crate) timeouts: Counter,
+    pub(crate) acquires_cancelled: Counter,
     pub(crate) acquire_errors: Counter,
     pub(crate) connections_created: Counter,
     pub(crate) connection_failures: Counter,
-    pub(crate) connections_closed: Counter,
+    pub(crate) closed_by_reason: [Counter; RetireReason::ALL.len()],
     pub(crate) validations: Counter,
     pub(crate) validation_failures: Counter,
+    pub(crate) maintenance_runs: Counter,
+    pub(crate) maintenance_errors: Counter,
+    pub(crate) peak_active: Peak,
+    pub(crate) wait_time: LatencyHistogram,
+    pub(crate) wait_time_recent: WindowedHistogram,
+    pub(crate) create_time: LatencyHistogram,
+    pub(crate) hold_time: LatencyHistogram,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Self {
+            gauges: Gauges::default(),
+            acquisitions_immediate: Counter::default(),
+            acquisitions_waited: Counter::default(),
+            releases: Counter::default(),
+            timeouts: Counter::default(),
+            acquires_cancelled: Counter::default(),
+            acquire_errors: Counter::default(),
+            connections_created: Counter::default(),
+            connection_failures: Counter::default(),
+            closed_by_reason: Default::default(),
+            validations: Counter::default(),
+            validation_failures: Counter::default(),
+            maintenance_runs: Counter::default(),
+            maintenance_errors: Counter::default(),
+            peak_active: Peak::default(),
+            wait_time: LatencyHistogram::new(),
+            wait_time_recent: WindowedHistogram::new(RECENT_WINDOW),
+            create_time: LatencyHistogram::new(),
+            hold_time: LatencyHistogram::new(),
+        }
+    }
+}
+
+impl Stats {
+    /// Total connections closed, any reason.
+    pub(crate) fn closed_total(&self) -> u64 {
+        self.closed_by_reason.iter().map(Counter::get).sum()
+    }
+
+    /// Records a successful acquisition that waited `wait`, at `now_ms`
+    /// (milliseconds since the pool started).
+    #[inline]
+    pub(crate) fn record_acquired(&self, waited: bool, wait: Duration, now_ms: u64) {
+        if waited {
+            self.acquisitions_waited.incr();
+        } else {
+            self.acquisitions_immediate.incr();
+        }
+        self.wait_time.record(wait);
+        self.wait_time_recent.record(wait, now_ms);
+        self.peak_active.observe(self.gauges.read().in_use);
+    }
 }
 
 /// Inputs to a snapshot that do not live in [`Stats`].
@@ -51,8 +130,13 @@ pub(crate) struct SnapshotContext {
     pub(crate) min_size: u32,
     pub(crate) max_size: u32,
     pub(crate) waiting: u64,
+    pub(crate) peak_waiting: u64,
     pub(crate) closed: bool,
+    pub(crate) now_ms: u64,
     pub(crate) created_at: SystemTime,
+    pub(crate) last_health_check: Option<SystemTime>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_error_time: Option<SystemTime>,
 }
 
 impl Stats {
@@ -60,7 +144,10 @@ impl Stats {
         let gauges = self.gauges.read();
         let immediate = self.acquisitions_immediate.get();
         let waited = self.acquisitions_waited.get();
+        let wait_time = self.wait_time.summary();
+        let closed = |reason: RetireReason| self.closed_by_reason[reason.index()].get();
         Statistics {
+            state: if ctx.closed { "closed" } else { "open" },
             min_size: u64::from(ctx.min_size),
             max_size: u64::from(ctx.max_size),
             total_connections: gauges.open(),
@@ -68,32 +155,92 @@ impl Stats {
             active_connections: gauges.in_use,
             opening_connections: gauges.opening,
             waiting_requests: ctx.waiting,
+            peak_active_connections: self.peak_active.get(),
+            peak_waiting_requests: ctx.peak_waiting,
             total_acquisitions: immediate + waited,
             acquisitions_immediate: immediate,
             acquisitions_waited: waited,
             total_releases: self.releases.get(),
             total_timeouts: self.timeouts.get(),
+            acquires_cancelled: self.acquires_cancelled.get(),
             acquire_errors: self.acquire_errors.get(),
             connections_created: self.connections_created.get(),
             connection_failures: self.connection_failures.get(),
-            connections_closed: self.connections_closed.get(),
+            connections_closed: self.closed_total(),
+            closed_by_reason: ClosedByReason {
+                lifetime: closed(RetireReason::Lifetime),
+                idle_timeout: closed(RetireReason::IdleTimeout),
+                max_queries: closed(RetireReason::MaxQueries),
+                broken: closed(RetireReason::Broken),
+                dirty: closed(RetireReason::Dirty),
+                validation_failed: closed(RetireReason::ValidationFailed),
+                discarded: closed(RetireReason::Discarded),
+                pool_closed: closed(RetireReason::PoolClosed),
+                dropped: closed(RetireReason::Dropped),
+            },
             validations: self.validations.get(),
             validation_failures: self.validation_failures.get(),
-            closed: ctx.closed,
-            pool_created_at: ctx.created_at,
+            avg_acquisition_time_ms: wait_time.mean_ms,
+            peak_wait_time_ms: wait_time.max_ms,
+            wait_time,
+            wait_time_recent: self.wait_time_recent.summary(ctx.now_ms),
+            create_time: self.create_time.summary(),
+            hold_time: self.hold_time.summary(),
+            maintenance_runs: self.maintenance_runs.get(),
+            maintenance_errors: self.maintenance_errors.get(),
+            pool_created_at: rfc3339(ctx.created_at),
+            last_health_check: ctx.last_health_check.map(rfc3339),
+            last_error: ctx.last_error,
+            last_error_time: ctx.last_error_time.map(rfc3339),
         }
     }
 }
 
-/// An immutable snapshot of the pool's state and counters.
+/// An RFC 3339 UTC timestamp with millisecond precision.
+pub(crate) fn rfc3339(time: SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// Connections closed, by reason. The fields add up to
+/// [`Statistics::connections_closed`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ClosedByReason {
+    /// Past their (jittered) `max_lifetime`: on checkout, on return, or by
+    /// maintenance.
+    pub lifetime: u64,
+    /// Idle longer than `max_idle_time` while above `min_size` (maintenance).
+    pub idle_timeout: u64,
+    /// Ran `max_queries` statements (on return).
+    pub max_queries: u64,
+    /// Found closed or broken by the manager's free check (checkout or
+    /// return).
+    pub broken: u64,
+    /// Returned mid-request or inside a transaction.
+    pub dirty: u64,
+    /// Failed or timed out the liveness check on checkout.
+    pub validation_failed: u64,
+    /// Closed by `discard()`.
+    pub discarded: u64,
+    /// Closed because the pool was closed.
+    pub pool_closed: u64,
+    /// Dropped by a cancelled checkout during its liveness check, or with
+    /// the pool itself.
+    pub dropped: u64,
+}
+
+/// An immutable snapshot of the pool's state, gauges, counters and
+/// latencies. Taking one is lock-free.
 ///
 /// Gauges (`*_connections`, `waiting_requests`) are the value at the moment
 /// of the snapshot; `total_connections == idle_connections +
 /// active_connections + opening_connections` always holds within one
-/// snapshot. Counters only grow.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// snapshot. Counters only grow. Latency summaries are in milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Statistics {
+    /// `open`, or `closed` once the pool was closed or dropped.
+    pub state: &'static str,
     /// The configured `min_size`.
     pub min_size: u64,
     /// The configured `max_size`.
@@ -101,7 +248,8 @@ pub struct Statistics {
     /// Open connections, including those still opening:
     /// `idle + active + opening`. Never exceeds `max_size`.
     pub total_connections: u64,
-    /// Connections in the idle queue, ready to be handed out.
+    /// Connections in the idle queue, ready to be handed out (including one
+    /// maintenance is inspecting).
     pub idle_connections: u64,
     /// Connections lent to callers, including one being validated for a
     /// caller during checkout.
@@ -111,6 +259,10 @@ pub struct Statistics {
     pub opening_connections: u64,
     /// Callers queued in `acquire()` for a free slot right now.
     pub waiting_requests: u64,
+    /// The highest `active_connections` seen at an acquisition.
+    pub peak_active_connections: u64,
+    /// The highest `waiting_requests` seen when a caller queued.
+    pub peak_waiting_requests: u64,
     /// Successful `acquire()`/`try_acquire()` calls:
     /// `acquisitions_immediate + acquisitions_waited`.
     pub total_acquisitions: u64,
@@ -118,29 +270,58 @@ pub struct Statistics {
     pub acquisitions_immediate: u64,
     /// Acquisitions that had to queue for a slot first.
     pub acquisitions_waited: u64,
-    /// Guards dropped or discarded: moves once per successful acquisition,
-    /// when the caller gives the connection back.
+    /// Connections given back (guard dropped or discarded): once per
+    /// successful acquisition.
     pub total_releases: u64,
     /// `acquire()` calls that ended with a timeout error, any phase.
     pub total_timeouts: u64,
+    /// `acquire()` futures dropped before they finished (the caller gave up
+    /// or was cancelled, e.g. by its own timeout).
+    pub acquires_cancelled: u64,
     /// `acquire()` calls that ended with an error other than a timeout
     /// (closed pool, non-retryable connect failure).
     pub acquire_errors: u64,
-    /// Connects that succeeded, warm-up included.
+    /// Connects that succeeded, warm-up and maintenance included.
     pub connections_created: u64,
     /// Connects that failed or timed out.
     pub connection_failures: u64,
-    /// Connections closed after having been open, for any reason.
+    /// Connections closed after having been open, for any reason: the sum
+    /// of `closed_by_reason`.
     pub connections_closed: u64,
+    /// Connections closed, by reason.
+    pub closed_by_reason: ClosedByReason,
     /// Liveness checks run (on checkout of a connection idle longer than
     /// `validation_skip_window`, and during warm-up).
     pub validations: u64,
     /// Liveness checks that failed or timed out; each closed its connection.
     pub validation_failures: u64,
-    /// Whether the pool has been closed.
-    pub closed: bool,
-    /// When the pool was built.
-    pub pool_created_at: SystemTime,
+    /// Mean time `acquire()` took, over all successful acquisitions (the
+    /// same as `wait_time.mean_ms`).
+    pub avg_acquisition_time_ms: f64,
+    /// The longest time a successful `acquire()` took (`wait_time.max_ms`).
+    pub peak_wait_time_ms: f64,
+    /// Time from calling `acquire()` to getting the connection, over all
+    /// successful acquisitions; zero for the lock-free fast path.
+    pub wait_time: LatencySummary,
+    /// The same over the last 60 s only.
+    pub wait_time_recent: LatencySummary,
+    /// Time one successful connect took (TCP, TLS, startup, auth).
+    pub create_time: LatencySummary,
+    /// Time connections were held by callers, from acquisition to return.
+    pub hold_time: LatencySummary,
+    /// Maintenance rounds run.
+    pub maintenance_runs: u64,
+    /// Errors met by maintenance (failed replenishing connects, a broken
+    /// invariant); each is also logged under `pool_core::maintenance`.
+    pub maintenance_errors: u64,
+    /// When the pool was built (RFC 3339, UTC).
+    pub pool_created_at: String,
+    /// When `health_check()` last ran, if ever.
+    pub last_health_check: Option<String>,
+    /// The most recent connection failure (connect or liveness check).
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_time: Option<String>,
 }
 
 impl Statistics {

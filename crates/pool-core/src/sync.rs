@@ -6,4 +6,4 @@
 
 pub(crate) use parking_lot::Mutex;
 pub(crate) use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
-pub(crate) use std::sync::Arc;
+pub(crate) use std::sync::{Arc, Weak};

@@ -28,6 +28,13 @@ fn every_pool_variable_is_read() {
         ("POOL_CREATE_TIMEOUT_MS", "2500"),
         ("POOL_VALIDATION_TIMEOUT_MS", "300"),
         ("POOL_VALIDATION_SKIP_WINDOW_MS", "0"),
+        ("POOL_MAX_CONNECTION_LIFETIME_MS", "60000"),
+        ("POOL_MAX_LIFETIME_JITTER_PERCENT", "20"),
+        ("POOL_MAX_IDLE_TIME_MS", "30000"),
+        ("POOL_MAX_QUERIES", "0"),
+        ("POOL_MAINTENANCE_INTERVAL_MS", "1000"),
+        ("POOL_HEALTH_HEALTHY_PERCENT", "90"),
+        ("POOL_HEALTH_DEGRADED_PERCENT", "40"),
         ("PATH", "/usr/bin"),
     ])
     .unwrap();
@@ -36,7 +43,19 @@ fn every_pool_variable_is_read() {
     assert_eq!(config.create_timeout, Duration::from_millis(2500));
     assert_eq!(config.validation_timeout, Duration::from_millis(300));
     assert_eq!(config.validation_skip_window, Duration::ZERO);
-    assert_eq!(POOL_VARIABLES.len(), 6);
+    assert_eq!(config.max_lifetime, Duration::from_secs(60));
+    assert_eq!(config.max_lifetime_jitter_percent, 20);
+    assert_eq!(config.max_idle_time, Duration::from_secs(30));
+    assert_eq!(config.max_queries, 0);
+    assert_eq!(config.maintenance_interval, Duration::from_secs(1));
+    assert_eq!(
+        (
+            config.health_healthy_percent,
+            config.health_degraded_percent
+        ),
+        (90, 40)
+    );
+    assert_eq!(POOL_VARIABLES.len(), 13);
 }
 
 #[test]
@@ -72,6 +91,25 @@ fn every_bad_variable_is_reported_at_once() {
     assert!(
         text.contains("create_timeout (0 ms) must be between 1 ms"),
         "{text}"
+    );
+}
+
+#[test]
+fn out_of_range_recycling_and_health_settings_are_reported() {
+    let err = PoolConfig::from_iter([
+        ("POOL_MAX_LIFETIME_JITTER_PERCENT", "80"),
+        ("POOL_MAX_CONNECTION_LIFETIME_MS", "0"),
+        ("POOL_HEALTH_DEGRADED_PERCENT", "95"),
+    ])
+    .unwrap_err();
+    let variables: Vec<&str> = err.issues().iter().map(|i| i.variable.as_str()).collect();
+    assert_eq!(
+        variables,
+        [
+            "POOL_MAX_CONNECTION_LIFETIME_MS",
+            "POOL_MAX_LIFETIME_JITTER_PERCENT",
+            "POOL_HEALTH_DEGRADED_PERCENT"
+        ]
     );
 }
 

@@ -1,0 +1,191 @@
+//! Health status: a cheap, honest verdict from the pool's own state.
+//!
+//! `health_check()` runs no query and takes no lock: it reads the gauges and
+//! a few atomics, so it can be called on every request (a load balancer's
+//! probe, a `/health` endpoint). The rules, in order:
+//!
+//! 1. A closed pool is `unhealthy`.
+//! 2. No open connection while a connection failed in the last
+//!    [`RECENT_ERROR_WINDOW`] (the database cannot be reached) is
+//!    `unhealthy`.
+//! 3. The **available capacity** is `idle + (max_size - total)` over
+//!    `max_size`: the share of `max_size` a new caller could still get
+//!    without waiting. Measuring it against `max_size`, and counting room to
+//!    grow, means a lightly used pool that simply has not grown is not
+//!    called unhealthy. Under `health_degraded_percent` (default 50) it is
+//!    `unhealthy`; under `health_healthy_percent` (default 80) `degraded`.
+//! 4. Any connection failure in the last [`RECENT_ERROR_WINDOW`] makes an
+//!    otherwise healthy pool `degraded`.
+//!
+//! Every non-healthy verdict lists its reasons in plain words.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::stats::{rfc3339, Statistics};
+
+/// How long a connection failure keeps the pool `degraded`: 60 s.
+pub const RECENT_ERROR_WINDOW: Duration = Duration::from_secs(60);
+
+/// The overall verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HealthState {
+    /// Enough capacity and no recent failures.
+    Healthy,
+    /// Serving, but short of capacity or recently failing.
+    Degraded,
+    /// Closed, out of capacity, or unable to reach the database.
+    Unhealthy,
+}
+
+impl HealthState {
+    /// `healthy`, `degraded` or `unhealthy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Healthy => "healthy",
+            HealthState::Degraded => "degraded",
+            HealthState::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// Connection counts as seen by the health check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct PoolHealth {
+    /// Open connections, including opening ones.
+    pub total: u64,
+    /// Idle connections.
+    pub idle: u64,
+    /// Connections lent out.
+    pub active: u64,
+    /// Callers queued for a connection.
+    pub waiting: u64,
+    /// The configured `max_size`.
+    pub max: u64,
+    /// Available capacity in percent: `(idle + max - total) * 100 / max`.
+    pub available_percent: u64,
+}
+
+/// What the health check knows about the database.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct DatabaseHealth {
+    /// `up` (a connection is open), `down` (none open and connecting failed
+    /// recently) or `unknown` (none open, nothing tried recently).
+    pub status: &'static str,
+    /// The pool's connection counts.
+    pub pool: PoolHealth,
+    /// The round trip of the most recent liveness check, if any ran.
+    pub latency_ms: Option<f64>,
+    /// The most recent connection failure, if any.
+    pub last_error: Option<String>,
+    /// When it happened (RFC 3339).
+    pub last_error_time: Option<String>,
+}
+
+/// The result of [`Pool::health_check`](crate::Pool::health_check).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct HealthStatus {
+    /// The verdict.
+    pub status: HealthState,
+    /// When the check ran (RFC 3339, UTC).
+    pub timestamp: String,
+    /// The database side of the verdict.
+    pub database: DatabaseHealth,
+    /// Seconds since the pool was built.
+    pub uptime_seconds: u64,
+    /// Why the verdict is not `healthy` (empty when it is).
+    pub reasons: Vec<String>,
+}
+
+/// Inputs of the verdict that are not in the snapshot.
+pub(crate) struct HealthInputs {
+    pub(crate) healthy_percent: u32,
+    pub(crate) degraded_percent: u32,
+    /// Time since the last connection failure, if any.
+    pub(crate) since_last_error: Option<Duration>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) last_error_time: Option<SystemTime>,
+    pub(crate) latency: Option<Duration>,
+    pub(crate) uptime: Duration,
+}
+
+/// Applies the rules of the module documentation.
+pub(crate) fn assess(stats: &Statistics, inputs: HealthInputs) -> HealthStatus {
+    let max = stats.max_size.max(1);
+    let room = stats.max_size.saturating_sub(stats.total_connections);
+    let available_percent = (stats.idle_connections + room) * 100 / max;
+    let recent_error = inputs
+        .since_last_error
+        .is_some_and(|since| since < RECENT_ERROR_WINDOW);
+    let unreachable = stats.total_connections == 0 && recent_error;
+
+    let mut unhealthy = Vec::new();
+    let mut degraded = Vec::new();
+    if stats.state == "closed" {
+        unhealthy.push("the pool is closed".to_owned());
+    }
+    if unreachable {
+        unhealthy.push(format!(
+            "no open connection and connecting failed in the last {} s: {}",
+            RECENT_ERROR_WINDOW.as_secs(),
+            inputs.last_error.as_deref().unwrap_or("unknown error")
+        ));
+    }
+    let capacity = format!(
+        "available capacity {available_percent}% ({} idle + {room} room of max {})",
+        stats.idle_connections, stats.max_size
+    );
+    if available_percent < u64::from(inputs.degraded_percent) {
+        unhealthy.push(format!("{capacity} is under {}%", inputs.degraded_percent));
+    } else if available_percent < u64::from(inputs.healthy_percent) {
+        degraded.push(format!("{capacity} is under {}%", inputs.healthy_percent));
+    }
+    if recent_error && !unreachable {
+        degraded.push(format!(
+            "a connection failed in the last {} s: {}",
+            RECENT_ERROR_WINDOW.as_secs(),
+            inputs.last_error.as_deref().unwrap_or("unknown error")
+        ));
+    }
+    let (status, reasons) = if !unhealthy.is_empty() {
+        unhealthy.extend(degraded);
+        (HealthState::Unhealthy, unhealthy)
+    } else if !degraded.is_empty() {
+        (HealthState::Degraded, degraded)
+    } else {
+        (HealthState::Healthy, Vec::new())
+    };
+    let db_status = if stats.total_connections > 0 {
+        "up"
+    } else if recent_error {
+        "down"
+    } else {
+        "unknown"
+    };
+    HealthStatus {
+        status,
+        timestamp: rfc3339(SystemTime::now()),
+        database: DatabaseHealth {
+            status: db_status,
+            pool: PoolHealth {
+                total: stats.total_connections,
+                idle: stats.idle_connections,
+                active: stats.active_connections,
+                waiting: stats.waiting_requests,
+                max: stats.max_size,
+                available_percent,
+            },
+            latency_ms: inputs.latency.map(|l| l.as_secs_f64() * 1000.0),
+            last_error: inputs.last_error,
+            last_error_time: inputs.last_error_time.map(rfc3339),
+        },
+        uptime_seconds: inputs.uptime.as_secs(),
+        reasons,
+    }
+}

@@ -1,0 +1,963 @@
+//! Latency histograms: lock-free, fixed memory, over all time and over a
+//! recent window.
+//!
+//! # Design
+//!
+//! A [`LatencyHistogram`] is an array of [`BUCKETS`] (240) `AtomicU64`
+//! bucket counters in a log-linear ("HDR") layout over whole microseconds,
+//! plus a sample count, a sum and a maximum. Recording computes the bucket
+//! index with `leading_zeros` arithmetic (no branch, no loop) and does three
+//! `Relaxed` `fetch_add`s (bucket, count, sum) and, only when the sample is a
+//! new maximum, one `fetch_max`. It never locks, allocates or loops over
+//! buckets. [`LatencyHistogram::summary`] copies the buckets up to the one
+//! holding the maximum in one pass and turns them into a public
+//! [`LatencySummary`].
+//!
+//! Bucket layout, for a value of `v` microseconds:
+//!
+//! | values (µs)                  | buckets          | width          |
+//! |------------------------------|------------------|----------------|
+//! | `0 ..= 15`                   | `0 ..= 15`       | 1 µs (exact)   |
+//! | `[2^k, 2^(k+1))`, k = 4..=31 | 8 per power of 2 | `2^(k-3)` µs   |
+//! | `>= 15 * 2^28` (~67.1 min)   | `239` (open top) | unbounded      |
+//!
+//! # Invariant
+//!
+//! `bucket_index` is monotonic in the value and maps *every* `u64` to an
+//! index `< BUCKETS`, so no input can index out of range. Below the top
+//! bucket, a value `v` and the highest value `h` of its bucket satisfy
+//! `v <= h < v * 9 / 8`. A percentile is reported as `h` of the bucket that
+//! holds it, clamped to the recorded maximum, so a reported percentile is
+//! **never below the true one and less than 12.5 % above it** (exact below
+//! 16 µs, and exact whenever it is clamped to the maximum). In the open top
+//! bucket a percentile reports the maximum. The maximum and the mean are
+//! exact (the mean counts each sample as at most 2^40 µs, ~12.7 days, so the
+//! sum cannot wrap in practice). Counters are only ever incremented or, in a
+//! window slot being reused, stored to zero: no count is ever subtracted, so
+//! none can go negative or wrap.
+//!
+//! The upper bound of the bucket is reported rather than its midpoint (which
+//! would halve the worst error to ±6.25 %) because a pool's latency figures
+//! feed alerts and capacity decisions: "p99 below 50 ms" must never be
+//! reported when the truth is above it.
+//!
+//! # Why 8 sub-buckets per power of two
+//!
+//! Sixteen would bring the bound down to 6.25 % but double the buckets to
+//! 464 (3.7 KB) and double the cost of every summary. The pool's
+//! `statistics()` summarises three all-time histograms and three windowed
+//! ones (four slots each), and must stay well under 1 µs; the summary scans
+//! only up to the maximum's bucket (about index 110 for a 100 ms maximum)
+//! and skips empty histograms after one load, which keeps that budget with
+//! 8 sub-buckets. A p99 within 12.5 % is enough to tell 2 ms from 3 ms.
+//!
+//! # Memory
+//!
+//! A [`LatencyHistogram`] is 1,944 bytes: 240 buckets plus count, sum and
+//! max, 8 bytes each. A [`WindowedHistogram`] is 7,816 bytes: four slots of
+//! a histogram and an epoch tag, plus the slot width. Nothing is allocated
+//! after construction.
+//!
+//! # The recent window
+//!
+//! A [`WindowedHistogram`] covering `N` splits time into epochs of
+//! `N / WINDOW_SLOTS` milliseconds and keeps a ring of [`WINDOW_SLOTS`]
+//! histograms, the slot for epoch `e` being `e % WINDOW_SLOTS`. Each slot
+//! carries a tag: its epoch and a "being reset" bit. The module has no
+//! clock: callers pass `now_ms`, milliseconds since some fixed start (the
+//! pool's creation). A summary merges the slots whose epoch is one of the
+//! last `WINDOW_SLOTS` epochs, so it **never includes a sample older than
+//! `N` and always includes every sample younger than `N - N / WINDOW_SLOTS`**
+//! (45 s of a 60 s window).
+//!
+//! The first recorder to reach a slot that still holds an older epoch claims
+//! it with one compare-and-swap of the tag to "epoch `e`, being reset",
+//! zeroes the slot (243 stores, once per slot per epoch), then publishes
+//! "epoch `e`, ready" with `Release`. Readers skip a slot that is being
+//! reset, and a reader that loads "ready" with `Acquire` sees the zeroes, so
+//! a summary never mixes a stale epoch's counts into the current one.
+//!
+//! What the races can lose, and nothing more:
+//!
+//! - A sample recorded into a slot while it is being reset (it loaded the
+//!   tag just after the claim) may be wiped by the reset, wholly or in part
+//!   (bucket, count, sum or max separately). This is at most the few samples
+//!   recorded in the ~100 ns of a reset, once per epoch.
+//! - A sample whose `now_ms` lags another caller's by more than the whole
+//!   window (a thread stalled for ~`N` between reading the clock and
+//!   recording) is dropped, or in a narrower race counted in the newer
+//!   epoch.
+//! - A summary taken during a reset leaves out the slot being reset: the
+//!   newest few samples, for that one summary.
+//!
+//! Every index is computed from the value alone, so no race can produce an
+//! out-of-range index, a panic or an overflow.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::sync::{AtomicU64, Ordering};
+
+/// Linear sub-buckets per power of two, as a bit count: `2^3 = 8`.
+const SUB_BUCKET_BITS: u32 = 3;
+
+/// Linear sub-buckets per power of two.
+const SUB_BUCKETS: u64 = 1 << SUB_BUCKET_BITS;
+
+/// Values of `2^TOP_BIT` µs (~71.6 min) and above share the last bucket.
+const TOP_BIT: u32 = 32;
+
+/// The largest value whose bucket index is computed rather than clamped.
+const LARGEST_INDEXED: u64 = (1 << TOP_BIT) - 1;
+
+/// Buckets per histogram: 16 exact ones, then 8 for each of the powers of
+/// two `2^4 ..= 2^31`. `TOP_BIT - SUB_BUCKET_BITS + 1` is 30: widening it
+/// to `usize` is exact.
+const BUCKETS: usize = ((TOP_BIT - SUB_BUCKET_BITS + 1) as usize) << SUB_BUCKET_BITS;
+
+/// A sample adds at most this much to the sum behind the mean (~12.7 days),
+/// so that 2^24 absurd samples, not one, are needed to wrap it.
+const MEAN_CAP_MICROS: u64 = 1 << 40;
+
+/// Ring slots in a [`WindowedHistogram`]. Four slots make the window forget
+/// in steps of a quarter (15 s of 60 s) while a summary merges at most four
+/// histograms; more slots would sharpen the edge at a linear cost in memory
+/// and summary time.
+const WINDOW_SLOTS: usize = 4;
+
+/// [`WINDOW_SLOTS`] as a `u64`, for epoch arithmetic (widening, exact).
+const WINDOW_SLOTS_U64: u64 = WINDOW_SLOTS as u64;
+
+/// The recent window used by `WindowedHistogram::default()`.
+pub(crate) const DEFAULT_RECENT_WINDOW: Duration = Duration::from_secs(60);
+
+/// The bucket holding a value of `micros` microseconds.
+///
+/// Monotonic, and `< BUCKETS` for every input.
+#[inline]
+fn bucket_index(micros: u64) -> usize {
+    let clamped = micros.min(LARGEST_INDEXED);
+    // OR-ing in SUB_BUCKETS puts the highest set bit at SUB_BUCKET_BITS or
+    // above, so values below 16 get shift 0: one bucket per microsecond.
+    let highest_bit = u64::BITS - 1 - (clamped | SUB_BUCKETS).leading_zeros();
+    let shift = highest_bit - SUB_BUCKET_BITS;
+    // `clamped >> shift` keeps the leading SUB_BUCKET_BITS + 1 bits: it lies
+    // in 8..16 once shift > 0 (and in 0..16 when shift == 0).
+    let index = (u64::from(shift) << SUB_BUCKET_BITS) + (clamped >> shift);
+    // At most (28 << 3) + 15 = 239 < BUCKETS: the cast cannot truncate.
+    index as usize
+}
+
+/// The highest value, in microseconds, that lands in bucket `index`;
+/// `u64::MAX` for the open top bucket.
+#[inline]
+fn bucket_highest(index: usize) -> u64 {
+    if index >= BUCKETS - 1 {
+        return u64::MAX;
+    }
+    // index < 239: widening to u64 is exact.
+    let index = index as u64;
+    let shift = (index >> SUB_BUCKET_BITS).saturating_sub(1);
+    let mantissa = index - (shift << SUB_BUCKET_BITS);
+    ((mantissa + 1) << shift) - 1
+}
+
+/// Whole microseconds in `value`, saturating at `u64::MAX` (~584,000 years).
+#[inline]
+fn duration_micros(value: Duration) -> u64 {
+    value
+        .as_secs()
+        .saturating_mul(1_000_000)
+        .saturating_add(u64::from(value.subsec_micros()))
+}
+
+/// Microseconds to milliseconds. Exact up to 2^53 µs (~285 years), beyond
+/// which `f64` rounds to its 53-bit mantissa.
+#[inline]
+fn micros_to_ms(micros: u64) -> f64 {
+    micros as f64 / 1_000.0
+}
+
+/// The 1-based rank of the `percent`-th percentile among `count` samples
+/// (nearest rank: the smallest rank with at least `percent`% of the samples
+/// at or below it). `1 <= rank <= count` when `count > 0`.
+#[inline]
+fn percentile_rank(count: u64, percent: u64) -> u64 {
+    let rank = (u128::from(count) * u128::from(percent)).div_ceil(100);
+    // rank <= count because percent <= 100, so it always fits.
+    u64::try_from(rank).unwrap_or(count)
+}
+
+/// A lock-free, fixed-size histogram of latencies over all time.
+///
+/// See the module docs for the bucket layout and the error bound.
+pub(crate) struct LatencyHistogram {
+    /// Samples per bucket; see [`bucket_index`].
+    buckets: [AtomicU64; BUCKETS],
+    /// Samples recorded. Lets a summary skip an empty histogram at once.
+    count: AtomicU64,
+    /// Sum of the samples in µs, each capped at [`MEAN_CAP_MICROS`].
+    sum_micros: AtomicU64,
+    /// The largest sample in µs, uncapped.
+    max_micros: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// An empty histogram.
+    pub(crate) fn new() -> Self {
+        Self {
+            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+            max_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one sample, truncated to whole microseconds.
+    ///
+    /// Values beyond ~67 min land in the open top bucket; the maximum still
+    /// records them exactly.
+    #[inline]
+    pub(crate) fn record(&self, value: Duration) {
+        let micros = duration_micros(value);
+        self.buckets[bucket_index(micros)].fetch_add(1, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(micros.min(MEAN_CAP_MICROS), Ordering::Relaxed);
+        // A plain load first: most samples are not a new maximum, and a
+        // fetch_max is a compare-and-swap loop on x86.
+        if micros > self.max_micros.load(Ordering::Relaxed) {
+            self.max_micros.fetch_max(micros, Ordering::Relaxed);
+        }
+    }
+
+    /// Count, percentiles, maximum and mean of every sample recorded so far.
+    ///
+    /// Taken while other threads record, it may miss their last few samples;
+    /// its fields stay consistent with each other (see [`LatencySummary`]).
+    pub(crate) fn summary(&self) -> LatencySummary {
+        let mut tally = Tally::new();
+        tally.add(self);
+        tally.summary()
+    }
+
+    /// Empties the histogram. Only a window slot's claimer calls this.
+    fn reset(&self) {
+        for bucket in &self.buckets {
+            bucket.store(0, Ordering::Relaxed);
+        }
+        self.count.store(0, Ordering::Relaxed);
+        self.sum_micros.store(0, Ordering::Relaxed);
+        self.max_micros.store(0, Ordering::Relaxed);
+    }
+}
+
+impl Default for LatencyHistogram {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for LatencyHistogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LatencyHistogram")
+            .field("summary", &self.summary())
+            .finish()
+    }
+}
+
+/// Bucket counts copied out of one or more histograms, summarised once.
+struct Tally {
+    counts: [u64; BUCKETS],
+    sum_micros: u64,
+    max_micros: u64,
+}
+
+impl Tally {
+    fn new() -> Self {
+        Self {
+            counts: [0; BUCKETS],
+            sum_micros: 0,
+            max_micros: 0,
+        }
+    }
+
+    /// Adds `histogram`'s buckets, up to the one holding its maximum. One
+    /// load when it is empty.
+    fn add(&mut self, histogram: &LatencyHistogram) {
+        if histogram.count.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        // The maximum is loaded first: a sample whose bucket is above it was
+        // recorded after this load and is simply not part of this summary.
+        let max_micros = histogram.max_micros.load(Ordering::Relaxed);
+        let last = bucket_index(max_micros);
+        for (total, bucket) in self.counts[..=last]
+            .iter_mut()
+            .zip(&histogram.buckets[..=last])
+        {
+            *total = total.saturating_add(bucket.load(Ordering::Relaxed));
+        }
+        self.sum_micros = self
+            .sum_micros
+            .saturating_add(histogram.sum_micros.load(Ordering::Relaxed));
+        self.max_micros = self.max_micros.max(max_micros);
+    }
+
+    fn summary(&self) -> LatencySummary {
+        let last = bucket_index(self.max_micros);
+        let counts = &self.counts[..=last];
+        // The count is the sum of the buckets read, not the `count` atomic,
+        // so every percentile rank is reachable in this very scan.
+        let count = counts.iter().fold(0u64, |sum, &c| sum.saturating_add(c));
+        if count == 0 {
+            return LatencySummary::default();
+        }
+        let ranks = [
+            percentile_rank(count, 50),
+            percentile_rank(count, 95),
+            percentile_rank(count, 99),
+        ];
+        let mut found = [last; 3];
+        let mut next = 0;
+        let mut seen = 0u64;
+        for (index, &c) in counts.iter().enumerate() {
+            seen = seen.saturating_add(c);
+            while next < ranks.len() && seen >= ranks[next] {
+                found[next] = index;
+                next += 1;
+            }
+            if next == ranks.len() {
+                break;
+            }
+        }
+        let at = |index: usize| micros_to_ms(bucket_highest(index).min(self.max_micros));
+        let max_ms = micros_to_ms(self.max_micros);
+        // Both operands are exact below 2^53; the clamp keeps `mean <= max`
+        // when a concurrent sample is in the sum but not yet in the buckets.
+        let mean_ms = (self.sum_micros as f64 / count as f64 / 1_000.0).min(max_ms);
+        LatencySummary {
+            count,
+            p50_ms: at(found[0]),
+            p95_ms: at(found[1]),
+            p99_ms: at(found[2]),
+            max_ms,
+            mean_ms,
+        }
+    }
+}
+
+/// Tag bit: the slot's claimer is still zeroing it.
+const RESETTING: u64 = 1;
+
+/// The largest epoch a tag can hold (one bit goes to [`RESETTING`]).
+const MAX_EPOCH: u64 = u64::MAX >> 1;
+
+/// The tag of a slot that holds `epoch` and may be read.
+#[inline]
+fn ready_tag(epoch: u64) -> u64 {
+    epoch << 1
+}
+
+/// The tag of a slot claimed for `epoch` and still being zeroed.
+#[inline]
+fn resetting_tag(epoch: u64) -> u64 {
+    (epoch << 1) | RESETTING
+}
+
+/// The epoch a tag names.
+#[inline]
+fn tag_epoch(tag: u64) -> u64 {
+    tag >> 1
+}
+
+/// One slot of the ring: a histogram and the epoch it currently holds.
+struct WindowSlot {
+    /// `epoch << 1 | RESETTING?`; only ever moves forward.
+    tag: AtomicU64,
+    histogram: LatencyHistogram,
+}
+
+/// A latency histogram over roughly the last `window` of time.
+///
+/// Lock-free and fixed-size: a ring of [`WINDOW_SLOTS`] histograms keyed by
+/// epoch. A summary never includes a sample older than `window` and always
+/// includes those younger than three quarters of it. The caller supplies
+/// the time; see the module docs for the races at a rotation.
+pub(crate) struct WindowedHistogram {
+    slots: [WindowSlot; WINDOW_SLOTS],
+    /// Epoch length: `window / WINDOW_SLOTS` in ms, at least 1.
+    slot_ms: u64,
+}
+
+impl WindowedHistogram {
+    /// An empty histogram over `window`, rounded down to whole milliseconds
+    /// and to a multiple of four; windows under 4 ms act as 4 ms.
+    pub(crate) fn new(window: Duration) -> Self {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        Self {
+            slots: std::array::from_fn(|_| WindowSlot {
+                tag: AtomicU64::new(ready_tag(0)),
+                histogram: LatencyHistogram::new(),
+            }),
+            slot_ms: (window_ms / WINDOW_SLOTS_U64).max(1),
+        }
+    }
+
+    /// The epoch of `now_ms`, clamped so that it fits in a tag.
+    #[inline]
+    fn epoch(&self, now_ms: u64) -> u64 {
+        (now_ms / self.slot_ms).min(MAX_EPOCH)
+    }
+
+    /// Records one sample taken at `now_ms` (milliseconds since the caller's
+    /// fixed start).
+    ///
+    /// The first sample of an epoch zeroes that epoch's slot (243 stores,
+    /// once per slot per epoch); every other sample costs one tag load more
+    /// than [`LatencyHistogram::record`]. A sample whose `now_ms` is a whole
+    /// window behind a newer caller's is dropped.
+    #[inline]
+    pub(crate) fn record(&self, value: Duration, now_ms: u64) {
+        let epoch = self.epoch(now_ms);
+        // epoch % 4 < WINDOW_SLOTS: the cast cannot truncate.
+        let slot = &self.slots[(epoch % WINDOW_SLOTS_U64) as usize];
+        let mut tag = slot.tag.load(Ordering::Acquire);
+        if tag_epoch(tag) < epoch {
+            tag = self.claim(slot, tag, epoch);
+        }
+        // Equal epochs: ready, or being reset by the claimer (then the sample
+        // may be wiped; see the module docs). A newer epoch: this caller's
+        // clock is a whole window behind; drop the sample.
+        if tag_epoch(tag) == epoch {
+            slot.histogram.record(value);
+        }
+    }
+
+    /// Claims `slot`, last seen with `seen_tag`, for `epoch`, resets it and
+    /// returns its new tag; or, if another recorder changed the tag first,
+    /// returns that tag.
+    #[cold]
+    fn claim(&self, slot: &WindowSlot, seen_tag: u64, epoch: u64) -> u64 {
+        let claimed = resetting_tag(epoch);
+        if let Err(current) =
+            slot.tag
+                .compare_exchange(seen_tag, claimed, Ordering::Acquire, Ordering::Acquire)
+        {
+            return current;
+        }
+        slot.histogram.reset();
+        // Release: a reader or recorder that loads the ready tag with
+        // Acquire sees the zeroes. If the exchange fails, a recorder for a
+        // newer epoch has claimed the slot since, and it publishes its own.
+        match slot.tag.compare_exchange(
+            claimed,
+            ready_tag(epoch),
+            Ordering::Release,
+            Ordering::Relaxed,
+        ) {
+            Ok(_) => ready_tag(epoch),
+            Err(current) => current,
+        }
+    }
+
+    /// Count, percentiles, maximum and mean of the samples recorded in the
+    /// last `WINDOW_SLOTS` epochs as of `now_ms`: none older than the
+    /// window, all younger than three quarters of it.
+    pub(crate) fn summary(&self, now_ms: u64) -> LatencySummary {
+        let now_epoch = self.epoch(now_ms);
+        let mut tally = Tally::new();
+        for slot in &self.slots {
+            let tag = slot.tag.load(Ordering::Acquire);
+            // A slot of a later epoch than `now_epoch` (a recorder whose
+            // clock ran ahead of this caller's) is recent: keep it.
+            let fresh = now_epoch.saturating_sub(tag_epoch(tag)) < WINDOW_SLOTS_U64;
+            if fresh && tag & RESETTING == 0 {
+                tally.add(&slot.histogram);
+            }
+        }
+        tally.summary()
+    }
+}
+
+impl Default for WindowedHistogram {
+    fn default() -> Self {
+        Self::new(DEFAULT_RECENT_WINDOW)
+    }
+}
+
+impl fmt::Debug for WindowedHistogram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WindowedHistogram")
+            .field("slot_ms", &self.slot_ms)
+            .field("slots", &WINDOW_SLOTS)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A summary of recorded latencies: how many, typical, tail and worst.
+///
+/// A snapshot computed on demand; none of its fields moves on its own. All
+/// times are milliseconds with microsecond resolution (samples are
+/// truncated to whole microseconds when recorded).
+///
+/// Percentiles come from a log-linear histogram with 8 buckets per power of
+/// two: each is reported as the highest value of its bucket, clamped to
+/// `max_ms`, so it is **never below the true percentile and less than
+/// 12.5 % above it** (exact below 0.016 ms). Beyond ~67 minutes percentiles
+/// report `max_ms`. Within one summary, `p50_ms <= p95_ms <= p99_ms <=
+/// max_ms` and `mean_ms <= max_ms`. An empty summary is all zeros.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct LatencySummary {
+    /// Samples summarised: every sample recorded, or for a recent window
+    /// those recorded within it. Grows by one per sample; a window's count
+    /// also falls as old samples leave it.
+    pub count: u64,
+    /// The median, in ms: at least half of the samples took at most this
+    /// long. 0 when `count` is 0.
+    pub p50_ms: f64,
+    /// The 95th percentile, in ms: at least 95 % of the samples took at most
+    /// this long. 0 when `count` is 0.
+    pub p95_ms: f64,
+    /// The 99th percentile, in ms: at least 99 % of the samples took at most
+    /// this long. With fewer than 100 samples this is the slowest but one or
+    /// the slowest. 0 when `count` is 0.
+    pub p99_ms: f64,
+    /// The slowest sample, in ms, exact. 0 when `count` is 0.
+    pub max_ms: f64,
+    /// The arithmetic mean, in ms, exact for samples under ~12.7 days (each
+    /// sample counts as at most that much). 0 when `count` is 0.
+    pub mean_ms: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ms(value: u64) -> Duration {
+        Duration::from_millis(value)
+    }
+
+    /// The lowest value, in µs, that lands in bucket `index`.
+    fn bucket_lowest(index: usize) -> u64 {
+        let index = index as u64;
+        let shift = (index >> SUB_BUCKET_BITS).saturating_sub(1);
+        let mantissa = index - (shift << SUB_BUCKET_BITS);
+        mantissa << shift
+    }
+
+    /// Asserts that `reported` is the documented estimate of `truth` (both
+    /// in ms): never below it, less than 12.5 % above it.
+    fn assert_within_bucket_error(reported: f64, truth: f64) {
+        assert!(
+            reported >= truth && reported < truth * 1.125,
+            "reported {reported} ms for a true {truth} ms"
+        );
+    }
+
+    /// A small deterministic pseudo-random generator (xorshift64*).
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+    }
+
+    #[test]
+    fn layout_constants_match_the_module_doc() {
+        assert_eq!(BUCKETS, 240);
+        assert_eq!(bucket_lowest(BUCKETS - 1), 15 << 28);
+        // ~67.1 minutes: the start of the open top bucket.
+        assert_eq!((15u64 << 28) / 60_000_000, 67);
+    }
+
+    #[test]
+    fn memory_per_histogram_matches_the_module_doc() {
+        assert_eq!(std::mem::size_of::<LatencyHistogram>(), 1_944);
+        assert_eq!(std::mem::size_of::<WindowedHistogram>(), 7_816);
+    }
+
+    #[test]
+    fn bucket_index_is_monotonic_in_range_and_brackets_the_value() {
+        let mut values: Vec<u64> = (0..=100_000).collect();
+        for bit in 0..u64::BITS {
+            let power = 1u64 << bit;
+            values.extend([power - 1, power, power + 1, power.saturating_mul(3) / 2]);
+        }
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        values.extend((0..100_000).map(|_| rng.next() >> (rng.next() % 64)));
+        values.push(u64::MAX);
+        values.sort_unstable();
+        let mut previous = 0;
+        for &value in &values {
+            let index = bucket_index(value);
+            assert!(index < BUCKETS, "{value} µs -> index {index}");
+            assert!(index >= previous, "index fell at {value} µs");
+            previous = index;
+            assert!(bucket_lowest(index) <= value, "{value} µs below its bucket");
+            assert!(
+                value <= bucket_highest(index),
+                "{value} µs above its bucket"
+            );
+            if index < BUCKETS - 1 {
+                // The documented bound: highest < value * 9 / 8, exact below 16.
+                let error = bucket_highest(index) - value;
+                assert!(error * 8 < value.max(1), "{value} µs: error {error}");
+            }
+        }
+        assert_eq!(bucket_index(u64::MAX), BUCKETS - 1);
+    }
+
+    #[test]
+    fn bucket_bounds_tile_the_value_range_without_gaps() {
+        for index in 1..BUCKETS {
+            assert_eq!(bucket_lowest(index), bucket_highest(index - 1) + 1);
+            assert_eq!(bucket_index(bucket_lowest(index)), index);
+        }
+    }
+
+    #[test]
+    fn empty_histograms_summarise_to_zeros() {
+        assert_eq!(LatencyHistogram::new().summary(), LatencySummary::default());
+        let window = WindowedHistogram::default();
+        assert_eq!(window.summary(0), LatencySummary::default());
+        assert_eq!(window.summary(u64::MAX), LatencySummary::default());
+    }
+
+    #[test]
+    fn uniform_one_to_a_thousand_ms_reports_percentiles_within_the_bucket_error() {
+        let histogram = LatencyHistogram::new();
+        for value in 1..=1_000 {
+            histogram.record(ms(value));
+        }
+        let summary = histogram.summary();
+        assert_eq!(summary.count, 1_000);
+        assert_within_bucket_error(summary.p50_ms, 500.0);
+        assert_within_bucket_error(summary.p95_ms, 950.0);
+        assert_within_bucket_error(summary.p99_ms, 990.0);
+        assert_eq!(summary.max_ms, 1_000.0);
+        assert_eq!(summary.mean_ms, 500.5);
+    }
+
+    #[test]
+    fn a_rare_outlier_moves_the_max_but_not_the_percentiles() {
+        let histogram = LatencyHistogram::new();
+        for _ in 0..99 {
+            histogram.record(ms(1));
+        }
+        histogram.record(ms(100));
+        let summary = histogram.summary();
+        assert_within_bucket_error(summary.p50_ms, 1.0);
+        assert_within_bucket_error(summary.p95_ms, 1.0);
+        assert_within_bucket_error(summary.p99_ms, 1.0);
+        assert_eq!(summary.max_ms, 100.0);
+        assert_eq!(summary.mean_ms, 1.99);
+    }
+
+    #[test]
+    fn a_p99_that_lands_in_the_tail_reports_the_tail() {
+        let histogram = LatencyHistogram::new();
+        for _ in 0..95 {
+            histogram.record(ms(1));
+        }
+        for _ in 0..5 {
+            histogram.record(ms(200));
+        }
+        let summary = histogram.summary();
+        assert_within_bucket_error(summary.p50_ms, 1.0);
+        assert_within_bucket_error(summary.p95_ms, 1.0);
+        // The tail's bucket reaches past 200 ms; clamping to the max makes
+        // the p99 exact.
+        assert_eq!(summary.p99_ms, 200.0);
+        assert_eq!(summary.max_ms, 200.0);
+    }
+
+    #[test]
+    fn sub_sixteen_microsecond_values_are_exact() {
+        for micros in 0..16 {
+            let histogram = LatencyHistogram::new();
+            histogram.record(Duration::from_micros(micros));
+            let summary = histogram.summary();
+            let expected = micros as f64 / 1_000.0;
+            assert_eq!(
+                (summary.p50_ms, summary.p99_ms, summary.max_ms),
+                (expected, expected, expected)
+            );
+        }
+    }
+
+    #[test]
+    fn zero_durations_count_and_report_zero() {
+        let histogram = LatencyHistogram::new();
+        histogram.record(Duration::ZERO);
+        histogram.record(Duration::from_nanos(999));
+        let summary = histogram.summary();
+        assert_eq!(summary.count, 2);
+        assert_eq!(
+            (
+                summary.p50_ms,
+                summary.p99_ms,
+                summary.max_ms,
+                summary.mean_ms
+            ),
+            (0.0, 0.0, 0.0, 0.0)
+        );
+    }
+
+    #[test]
+    fn values_beyond_the_top_land_in_the_last_bucket_and_the_max_stays_exact() {
+        let histogram = LatencyHistogram::new();
+        let two_hours = Duration::from_secs(2 * 3_600);
+        let three_hours = Duration::from_secs(3 * 3_600);
+        assert_eq!(bucket_index(duration_micros(two_hours)), BUCKETS - 1);
+        histogram.record(two_hours);
+        histogram.record(three_hours);
+        let summary = histogram.summary();
+        assert_eq!(summary.count, 2);
+        assert_eq!(summary.max_ms, 3.0 * 3_600_000.0);
+        assert_eq!(summary.mean_ms, 2.5 * 3_600_000.0);
+        // In the open top bucket a percentile reports the max.
+        assert_eq!(summary.p50_ms, summary.max_ms);
+
+        histogram.record(Duration::MAX);
+        let summary = histogram.summary();
+        assert_eq!(summary.count, 3);
+        assert_eq!(summary.max_ms, u64::MAX as f64 / 1_000.0);
+        assert!(summary.mean_ms.is_finite() && summary.mean_ms <= summary.max_ms);
+    }
+
+    #[test]
+    fn max_and_mean_are_exact() {
+        let histogram = LatencyHistogram::new();
+        let samples = [1u64, 2_000, 3_500_000, 17, 123_457];
+        for micros in samples {
+            histogram.record(Duration::from_micros(micros));
+        }
+        let summary = histogram.summary();
+        let sum: u64 = samples.iter().sum();
+        assert_eq!(summary.max_ms, 3_500.0);
+        assert_eq!(summary.mean_ms, sum as f64 / 5.0 / 1_000.0);
+    }
+
+    #[test]
+    fn percentiles_are_ordered_and_never_exceed_the_max() {
+        let mut rng = Rng(42);
+        for round in 0..200 {
+            let histogram = LatencyHistogram::new();
+            let samples = 1 + rng.next() % 500;
+            for _ in 0..samples {
+                // Spread over 0 µs .. ~70 min, log-uniformly.
+                let micros = rng.next() >> (rng.next() % 64).max(32);
+                histogram.record(Duration::from_micros(micros));
+            }
+            let s = histogram.summary();
+            assert_eq!(s.count, samples, "round {round}");
+            assert!(s.p50_ms <= s.p95_ms && s.p95_ms <= s.p99_ms, "{s:?}");
+            assert!(s.p99_ms <= s.max_ms && s.mean_ms <= s.max_ms, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn percentiles_match_the_exact_nearest_rank_within_the_bucket_error() {
+        let mut rng = Rng(7);
+        for _ in 0..100 {
+            let histogram = LatencyHistogram::new();
+            let mut samples: Vec<u64> = (0..1 + rng.next() % 2_000)
+                .map(|_| 16 + rng.next() % 50_000_000)
+                .collect();
+            for &micros in &samples {
+                histogram.record(Duration::from_micros(micros));
+            }
+            samples.sort_unstable();
+            let count = samples.len() as u64;
+            let truth = |percent| {
+                let rank = percentile_rank(count, percent);
+                samples[(rank - 1) as usize] as f64 / 1_000.0
+            };
+            let s = histogram.summary();
+            assert_within_bucket_error(s.p50_ms, truth(50));
+            assert_within_bucket_error(s.p95_ms, truth(95));
+            assert_within_bucket_error(s.p99_ms, truth(99));
+        }
+    }
+
+    #[test]
+    fn the_window_forgets_samples_older_than_the_window_and_keeps_recent_ones() {
+        // 60 s in four 15 s epochs.
+        let window = WindowedHistogram::new(Duration::from_secs(60));
+        window.record(ms(10), 0);
+        window.record(ms(20), 50_000);
+
+        let both = window.summary(50_000);
+        assert_eq!(both.count, 2);
+        assert_eq!(both.max_ms, 20.0);
+        assert_eq!(window.summary(59_999).count, 2);
+
+        // At 60 s the first sample is a whole window old: gone.
+        let recent = window.summary(60_000);
+        assert_eq!(recent.count, 1);
+        assert_eq!(recent.max_ms, 20.0);
+        assert_eq!(recent.mean_ms, 20.0);
+
+        // The second sample (epoch 3) is kept while younger than 45 s and
+        // gone once a whole window old.
+        assert_eq!(window.summary(50_000 + 45_000 - 1).count, 1);
+        assert_eq!(window.summary(50_000 + 60_000).count, 0);
+    }
+
+    #[test]
+    fn a_reused_slot_starts_empty() {
+        let window = WindowedHistogram::new(Duration::from_secs(60));
+        for value in 1..=1_000 {
+            window.record(ms(value), 1_000);
+        }
+        // Epoch 4 reuses the slot of epoch 0.
+        window.record(ms(3), 60_000);
+        let summary = window.summary(60_000);
+        assert_eq!(summary.count, 1);
+        assert_eq!(summary.max_ms, 3.0);
+        assert_eq!(summary.p99_ms, 3.0);
+    }
+
+    #[test]
+    fn a_sample_a_whole_window_late_is_dropped() {
+        let window = WindowedHistogram::new(Duration::from_secs(60));
+        window.record(ms(5), 60_000);
+        // Same slot, epoch 0 < 4: this caller's clock is a window behind.
+        window.record(ms(7), 0);
+        let summary = window.summary(60_000);
+        assert_eq!(summary.count, 1);
+        assert_eq!(summary.max_ms, 5.0);
+    }
+
+    #[test]
+    fn a_recorder_slightly_ahead_of_the_reader_is_still_counted() {
+        let window = WindowedHistogram::new(Duration::from_secs(60));
+        window.record(ms(4), 15_000);
+        assert_eq!(window.summary(14_999).count, 1);
+    }
+
+    #[test]
+    fn the_window_merges_its_slots() {
+        let window = WindowedHistogram::new(Duration::from_secs(60));
+        for (epoch, value) in [(0u64, 1u64), (1, 2), (2, 3), (3, 4)] {
+            for _ in 0..25 {
+                window.record(ms(value), epoch * 15_000);
+            }
+        }
+        let summary = window.summary(59_999);
+        assert_eq!(summary.count, 100);
+        assert_within_bucket_error(summary.p50_ms, 2.0);
+        assert_eq!(summary.p99_ms, 4.0);
+        assert_eq!(summary.mean_ms, 2.5);
+    }
+
+    #[test]
+    fn tiny_and_huge_windows_neither_panic_nor_misbehave() {
+        let tiny = WindowedHistogram::new(Duration::ZERO);
+        tiny.record(ms(1), 0);
+        assert_eq!(tiny.summary(3).count, 1);
+        assert_eq!(tiny.summary(4).count, 0);
+
+        // Epochs of u64::MAX / 4 ms: now = u64::MAX is epoch 4.
+        let huge = WindowedHistogram::new(Duration::MAX);
+        huge.record(ms(2), 0);
+        huge.record(ms(1), u64::MAX / 2);
+        assert_eq!(huge.summary(u64::MAX / 2).count, 2);
+        assert_eq!(huge.summary(u64::MAX).count, 1);
+
+        let one_ms_epochs = WindowedHistogram::new(ms(4));
+        one_ms_epochs.record(ms(1), u64::MAX);
+        assert_eq!(one_ms_epochs.summary(u64::MAX).count, 1);
+    }
+
+    #[test]
+    fn concurrent_recording_loses_no_sample_without_a_rotation() {
+        const THREADS: u64 = 4;
+        const PER_THREAD: u64 = 100_000;
+        let all_time = LatencyHistogram::new();
+        let window = WindowedHistogram::default();
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let (all_time, window) = (&all_time, &window);
+                scope.spawn(move || {
+                    for i in 0..PER_THREAD {
+                        let value = Duration::from_micros(1 + (i * 7 + thread) % 100_000);
+                        all_time.record(value);
+                        window.record(value, 5_000);
+                    }
+                });
+            }
+        });
+        let expected_sum: u64 = (0..THREADS)
+            .flat_map(|thread| (0..PER_THREAD).map(move |i| 1 + (i * 7 + thread) % 100_000))
+            .sum();
+        for summary in [all_time.summary(), window.summary(5_000)] {
+            assert_eq!(summary.count, THREADS * PER_THREAD);
+            assert_eq!(summary.max_ms, 100.0);
+            let expected_mean = expected_sum as f64 / (THREADS * PER_THREAD) as f64 / 1_000.0;
+            assert!(
+                (summary.mean_ms - expected_mean).abs() < 1e-9,
+                "{summary:?}"
+            );
+        }
+        assert_eq!(all_time.count.load(Ordering::Relaxed), THREADS * PER_THREAD);
+    }
+
+    #[test]
+    fn concurrent_recording_across_rotations_stays_consistent() {
+        const THREADS: u64 = 4;
+        const PER_THREAD: u64 = 50_000;
+        // 4 ms window: 1 ms epochs, so the slots rotate constantly.
+        let window = WindowedHistogram::new(ms(4));
+        std::thread::scope(|scope| {
+            for thread in 0..THREADS {
+                let window = &window;
+                scope.spawn(move || {
+                    for i in 0..PER_THREAD {
+                        // Threads' clocks drift apart by up to a few epochs.
+                        let now_ms = i / 100 + thread;
+                        window.record(Duration::from_micros(i % 5_000), now_ms);
+                        if i % 1_000 == 0 {
+                            let s = window.summary(now_ms);
+                            assert!(s.count <= THREADS * PER_THREAD, "{s:?}");
+                            assert!(s.p50_ms <= s.p99_ms && s.p99_ms <= s.max_ms, "{s:?}");
+                        }
+                    }
+                });
+            }
+        });
+        // Thread 3 alone reaches epoch 502 and records 100 samples there.
+        let summary = window.summary(502);
+        assert!(summary.count >= 100, "{summary:?}");
+        assert!(summary.count <= THREADS * PER_THREAD, "{summary:?}");
+        for slot in &window.slots {
+            assert_eq!(slot.tag.load(Ordering::Relaxed) & RESETTING, 0);
+        }
+    }
+
+    #[test]
+    fn a_summary_serializes_as_milliseconds() {
+        let histogram = LatencyHistogram::new();
+        histogram.record(Duration::from_micros(1_500));
+        let json = serde_json::to_value(histogram.summary()).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "count": 1,
+                "p50_ms": 1.5,
+                "p95_ms": 1.5,
+                "p99_ms": 1.5,
+                "max_ms": 1.5,
+                "mean_ms": 1.5,
+            })
+        );
+    }
+}

@@ -1,0 +1,181 @@
+//! Background maintenance: one task per pool that keeps it fresh.
+//!
+//! Every `maintenance_interval` (and at once when woken, e.g. by `close()`),
+//! the task:
+//!
+//! 1. inspects each idle connection once (FIFO order is kept) and retires
+//!    those past their lifetime, and those idle longer than `max_idle_time`
+//!    while more than `min_size` are open;
+//! 2. opens connections back up to `min_size`, at most
+//!    [`REPLENISH_CONCURRENCY`] at a time, each under a permit so callers
+//!    are never starved and the size invariant holds; it stops at the first
+//!    failure (logged and counted) and tries again next round, so a database
+//!    that is down is never stormed.
+//!
+//! The task holds only a `Weak` reference: it exits when the pool is closed
+//! or dropped. Every error it meets reaches `tracing` (target
+//! `pool_core::maintenance`) and a counter.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, MissedTickBehavior};
+
+use crate::manager::Manager;
+use crate::open::connect;
+use crate::recycle::{on_maintenance, RetireReason};
+use crate::shared::{Permit, Shared};
+use crate::slot::Slot;
+use crate::sync::{Arc, Weak};
+
+/// Most connections maintenance opens at the same time.
+pub const REPLENISH_CONCURRENCY: usize = 2;
+
+/// Starts the maintenance task of `shared`.
+pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) -> JoinHandle<()> {
+    let weak = Arc::downgrade(shared);
+    let interval = shared.config.maintenance_interval;
+    tokio::spawn(run(weak, interval))
+}
+
+async fn run<M: Manager>(weak: Weak<Shared<M>>, interval: Duration) {
+    let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        let wakeup = match weak.upgrade() {
+            Some(shared) if !shared.is_closed() => Arc::clone(&shared.maintenance_wakeup),
+            _ => break,
+        };
+        tokio::select! {
+            _ = ticker.tick() => {}
+            () = wakeup.notified() => {}
+        }
+        let Some(shared) = weak.upgrade() else { break };
+        if shared.is_closed() {
+            break;
+        }
+        run_once(&shared).await;
+    }
+    tracing::debug!(target: "pool_core::maintenance", "maintenance task stopped");
+}
+
+/// One maintenance round. Public to the crate so `Pool::run_maintenance`
+/// (and tests) can drive it directly.
+pub(crate) async fn run_once<M: Manager>(shared: &Arc<Shared<M>>) {
+    shared.stats.maintenance_runs.incr();
+    retire_stale(shared);
+    replenish(shared).await;
+}
+
+fn retire_stale<M: Manager>(shared: &Shared<M>) {
+    let before = shared.stats.gauges.read().open();
+    let (mut by_lifetime, mut by_idle) = (0u64, 0u64);
+    // Look at each connection that is idle now exactly once: what we put
+    // back goes to the tail, behind the ones still to inspect.
+    for _ in 0..shared.idle.len() {
+        let Some(conn) = shared.idle.take_for_check() else {
+            break;
+        };
+        let open = shared.stats.gauges.read().open();
+        match on_maintenance(&shared.config, &conn, Instant::now(), open) {
+            Some(reason) => {
+                if reason == RetireReason::Lifetime {
+                    by_lifetime += 1;
+                } else {
+                    by_idle += 1;
+                }
+                conn.retire(reason);
+            }
+            None => {
+                if let Err(conn) = shared.idle.put_back(conn) {
+                    tracing::error!(
+                        target: "pool_core::maintenance",
+                        connection_id = conn.id,
+                        "idle queue full while putting a connection back; closing it (size invariant broken, please report)"
+                    );
+                    shared.stats.maintenance_errors.incr();
+                }
+            }
+        }
+    }
+    if by_idle > 0 {
+        let after = before - by_idle;
+        tracing::info!(
+            target: "pool_core::maintenance",
+            from = before,
+            to = after,
+            closed = by_idle,
+            min_size = shared.config.min_size,
+            "Pool shrunk from {before} to {after} connections due to idle timeout"
+        );
+    }
+    if by_lifetime > 0 {
+        tracing::info!(
+            target: "pool_core::maintenance",
+            closed = by_lifetime,
+            max_lifetime_ms = shared.config.max_lifetime.as_millis() as u64,
+            "Retired {by_lifetime} connections past their max lifetime"
+        );
+    }
+}
+
+async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
+    let min_size = u64::from(shared.config.min_size);
+    let max_size = u64::from(shared.config.max_size);
+    let before = shared.stats.gauges.read().open();
+    while shared.stats.gauges.read().open() < min_size && !shared.is_closed() {
+        let missing = min_size.saturating_sub(shared.stats.gauges.read().open());
+        let mut batch = Vec::new();
+        for _ in 0..missing.min(REPLENISH_CONCURRENCY as u64) {
+            // A permit first: if every permit is taken, callers are busy and
+            // will open what they need themselves.
+            if shared.semaphore.try_acquire().is_err() {
+                break;
+            }
+            let permit = Permit::taken(Arc::clone(shared));
+            let Some(slot) = Slot::try_open(&shared.stats, max_size) else {
+                drop(permit);
+                break;
+            };
+            batch.push(async move {
+                let result = connect(shared, slot).await;
+                (result, permit)
+            });
+        }
+        if batch.is_empty() {
+            break;
+        }
+        let mut failed = false;
+        for (result, permit) in join_all(batch).await {
+            match result {
+                Ok(conn) => shared.return_to_idle(conn),
+                // Already logged and counted by `connect`; try next round.
+                Err(_) => {
+                    failed = true;
+                    shared.stats.maintenance_errors.incr();
+                }
+            }
+            drop(permit);
+        }
+        if failed {
+            tracing::warn!(
+                target: "pool_core::maintenance",
+                min_size,
+                open = shared.stats.gauges.read().open(),
+                "could not replenish to min_size; retrying at the next maintenance run"
+            );
+            return;
+        }
+    }
+    let after = shared.stats.gauges.read().open();
+    if after > before {
+        tracing::info!(
+            target: "pool_core::maintenance",
+            from = before,
+            to = after,
+            min_size,
+            "Pool replenished from {before} to {after} connections"
+        );
+    }
+}

@@ -1,0 +1,195 @@
+//! Recycling policy: when a connection must be retired, and why.
+//!
+//! Pure decisions over a connection's metadata and the configuration; the
+//! callers (checkout, return, maintenance) act on them. Every retirement has
+//! a [`RetireReason`], is logged with it, and is counted by it, so
+//! `connections_closed` always equals the sum of the per-reason counters.
+//!
+//! * **Lifetime:** each connection gets its own limit,
+//!   `max_lifetime - jitter`, with the jitter drawn uniformly from
+//!   `0..=max_lifetime * max_lifetime_jitter_percent / 100`. A connection
+//!   never outlives `max_lifetime`, and connections opened together (at
+//!   warm-up, after an outage) expire spread over the jitter window rather
+//!   than all at once. Checked on checkout, on return and by maintenance.
+//! * **Idle time:** maintenance closes connections idle longer than
+//!   `max_idle_time` while more than `min_size` are open.
+//! * **Statements:** on return, a connection that ran `max_queries`
+//!   statements (as counted by the manager) is retired.
+//! * **State:** on return, a connection the manager reports broken (closed)
+//!   or dirty (dropped mid-request, left inside a transaction) is retired,
+//!   never handed to the next caller.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::config::PoolConfig;
+use crate::idle::Conn;
+use crate::manager::Manager;
+
+/// Why a connection was closed. Each has its own counter in
+/// [`Statistics::closed_by_reason`](crate::Statistics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RetireReason {
+    /// Older than its (jittered) `max_lifetime`.
+    Lifetime,
+    /// Idle longer than `max_idle_time` while above `min_size`.
+    IdleTimeout,
+    /// Ran `max_queries` statements.
+    MaxQueries,
+    /// The manager's free check found it closed or broken.
+    Broken,
+    /// Returned in an unknown or unsafe state: dropped in the middle of a
+    /// request, or left inside a transaction.
+    Dirty,
+    /// Failed (or timed out) its liveness check.
+    ValidationFailed,
+    /// The user called `discard()`.
+    Discarded,
+    /// The pool was closed.
+    PoolClosed,
+    /// Dropped by a cancelled operation (a checkout cancelled during the
+    /// liveness check), or when the pool itself was dropped.
+    Dropped,
+}
+
+impl RetireReason {
+    /// Every reason, in counter order.
+    pub const ALL: [RetireReason; 9] = [
+        RetireReason::Lifetime,
+        RetireReason::IdleTimeout,
+        RetireReason::MaxQueries,
+        RetireReason::Broken,
+        RetireReason::Dirty,
+        RetireReason::ValidationFailed,
+        RetireReason::Discarded,
+        RetireReason::PoolClosed,
+        RetireReason::Dropped,
+    ];
+
+    /// The stable name used in logs, JSON and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetireReason::Lifetime => "lifetime",
+            RetireReason::IdleTimeout => "idle_timeout",
+            RetireReason::MaxQueries => "max_queries",
+            RetireReason::Broken => "broken",
+            RetireReason::Dirty => "dirty",
+            RetireReason::ValidationFailed => "validation_failed",
+            RetireReason::Discarded => "discarded",
+            RetireReason::PoolClosed => "pool_closed",
+            RetireReason::Dropped => "dropped",
+        }
+    }
+
+    /// Index into the per-reason counters.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl std::fmt::Display for RetireReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// This connection's own lifetime: `max_lifetime` minus a uniform random
+/// share of up to `max_lifetime_jitter_percent` percent.
+pub(crate) fn jittered_lifetime(config: &PoolConfig) -> Duration {
+    let max = config.max_lifetime;
+    let window = max.mul_f64(f64::from(config.max_lifetime_jitter_percent) / 100.0);
+    let window_ns = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+    max.saturating_sub(Duration::from_nanos(fastrand::u64(0..=window_ns)))
+}
+
+/// Whether `conn` has outlived its own lifetime at `now`.
+pub(crate) fn is_expired<C>(conn: &Conn<C>, now: Instant) -> bool {
+    now >= conn.expires_at
+}
+
+/// Checkout: a connection that may not be handed out, and why.
+pub(crate) fn on_checkout<M: Manager>(
+    manager: &M,
+    conn: &mut Conn<M::Connection>,
+    now: Instant,
+) -> Option<RetireReason> {
+    if manager.is_broken(&mut conn.raw) {
+        Some(RetireReason::Broken)
+    } else if is_expired(conn, now) {
+        Some(RetireReason::Lifetime)
+    } else {
+        None
+    }
+}
+
+/// Return: a connection that may not go back to the idle queue, and why.
+pub(crate) fn on_return<M: Manager>(
+    manager: &M,
+    config: &PoolConfig,
+    conn: &mut Conn<M::Connection>,
+    now: Instant,
+) -> Option<RetireReason> {
+    if manager.is_broken(&mut conn.raw) {
+        Some(RetireReason::Broken)
+    } else if manager.is_dirty(&mut conn.raw) {
+        Some(RetireReason::Dirty)
+    } else if is_expired(conn, now) {
+        Some(RetireReason::Lifetime)
+    } else if config.max_queries > 0 && manager.statements(&conn.raw) >= config.max_queries {
+        Some(RetireReason::MaxQueries)
+    } else {
+        None
+    }
+}
+
+/// Maintenance: whether an idle connection should go, given how many are
+/// open. Never shrinks below `min_size` for idleness.
+pub(crate) fn on_maintenance<C>(
+    config: &PoolConfig,
+    conn: &Conn<C>,
+    now: Instant,
+    open: u64,
+) -> Option<RetireReason> {
+    if is_expired(conn, now) {
+        Some(RetireReason::Lifetime)
+    } else if open > u64::from(config.min_size)
+        && now.saturating_duration_since(conn.last_used) >= config.max_idle_time
+    {
+        Some(RetireReason::IdleTimeout)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jittered_lifetimes_stay_within_the_window_and_spread() {
+        let config = PoolConfig::default()
+            .max_lifetime(Duration::from_secs(1000))
+            .max_lifetime_jitter_percent(10);
+        let lifetimes: Vec<Duration> = (0..1000).map(|_| jittered_lifetime(&config)).collect();
+        assert!(lifetimes
+            .iter()
+            .all(|l| *l <= Duration::from_secs(1000) && *l >= Duration::from_secs(900)));
+        let distinct: std::collections::HashSet<_> =
+            lifetimes.iter().map(|l| l.as_secs()).collect();
+        assert!(
+            distinct.len() > 50,
+            "jitter spreads expiries: {} distinct seconds",
+            distinct.len()
+        );
+    }
+
+    #[test]
+    fn zero_jitter_gives_exactly_max_lifetime() {
+        let config = PoolConfig::default().max_lifetime_jitter_percent(0);
+        assert_eq!(jittered_lifetime(&config), config.max_lifetime);
+    }
+}
