@@ -185,9 +185,15 @@ fn micros_to_ms(micros: u64) -> f64 {
 /// at or below it). `1 <= rank <= count` when `count > 0`.
 #[inline]
 fn percentile_rank(count: u64, percent: u64) -> u64 {
-    let rank = (u128::from(count) * u128::from(percent)).div_ceil(100);
-    // rank <= count because percent <= 100, so it always fits.
-    u64::try_from(rank).unwrap_or(count)
+    match count.checked_mul(percent) {
+        Some(product) => product.div_ceil(100),
+        // Over 1.8e17 samples: widen rather than overflow. The rank is at
+        // most `count` because percent <= 100, so it always fits back.
+        None => {
+            let rank = (u128::from(count) * u128::from(percent)).div_ceil(100);
+            u64::try_from(rank).unwrap_or(count)
+        }
+    }
 }
 
 /// A lock-free, fixed-size histogram of latencies over all time.
@@ -218,29 +224,29 @@ impl LatencyHistogram {
     /// Records one sample, truncated to whole microseconds.
     ///
     /// Values beyond ~67 min land in the open top bucket; the maximum still
-    /// records them exactly.
+    /// records them exactly. The count moves last, with `Release`: a summary
+    /// that sees it counted sees the sample's bucket and maximum too.
     #[inline]
     pub(crate) fn record(&self, value: Duration) {
         let micros = duration_micros(value);
         self.buckets[bucket_index(micros)].fetch_add(1, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add(micros.min(MEAN_CAP_MICROS), Ordering::Relaxed);
         // A plain load first: most samples are not a new maximum, and a
         // fetch_max is a compare-and-swap loop on x86.
         if micros > self.max_micros.load(Ordering::Relaxed) {
             self.max_micros.fetch_max(micros, Ordering::Relaxed);
         }
+        self.sum_micros
+            .fetch_add(micros.min(MEAN_CAP_MICROS), Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Release);
     }
 
     /// Count, percentiles, maximum and mean of every sample recorded so far.
     ///
-    /// Taken while other threads record, it may miss their last few samples;
-    /// its fields stay consistent with each other (see [`LatencySummary`]).
+    /// Taken while other threads record, it misses the samples whose count
+    /// it did not see; its fields stay consistent with each other (see
+    /// [`LatencySummary`]). One load when empty.
     pub(crate) fn summary(&self) -> LatencySummary {
-        let mut tally = Tally::new();
-        tally.add(self);
-        tally.summary()
+        summarise([self], [true])
     }
 
     /// Empties the histogram. Only a window slot's claimer calls this.
@@ -268,84 +274,89 @@ impl fmt::Debug for LatencyHistogram {
     }
 }
 
-/// Bucket counts copied out of one or more histograms, summarised once.
-struct Tally {
-    counts: [u64; BUCKETS],
-    sum_micros: u64,
-    max_micros: u64,
+/// Summarises the `included` ones of `histograms` as if they were one, in a
+/// single pass over their buckets up to the one holding the largest
+/// maximum. `N` is a constant so the per-bucket sum over histograms is
+/// unrolled: an excluded or empty histogram is masked out rather than
+/// branched over.
+///
+/// Each histogram's count is loaded first, with `Acquire`, so every sample
+/// it counts is already in the buckets read afterwards and every
+/// percentile's rank is reached by the scan. Should a concurrent reset wipe
+/// buckets after that load (a window slot's rotation), an unreached
+/// percentile reports the maximum.
+fn summarise<const N: usize>(
+    histograms: [&LatencyHistogram; N],
+    included: [bool; N],
+) -> LatencySummary {
+    let mut masks = [0u64; N];
+    let mut count = 0u64;
+    let mut sum_micros = 0u64;
+    let mut max_micros = 0u64;
+    for ((histogram, included), mask) in histograms.iter().zip(included).zip(&mut masks) {
+        if !included {
+            continue;
+        }
+        let samples = histogram.count.load(Ordering::Acquire);
+        if samples == 0 {
+            continue;
+        }
+        *mask = u64::MAX;
+        count = count.saturating_add(samples);
+        sum_micros = sum_micros.saturating_add(histogram.sum_micros.load(Ordering::Relaxed));
+        max_micros = max_micros.max(histogram.max_micros.load(Ordering::Relaxed));
+    }
+    if count == 0 {
+        return LatencySummary::default();
+    }
+
+    let ranks = [
+        percentile_rank(count, 50),
+        percentile_rank(count, 95),
+        percentile_rank(count, 99),
+    ];
+    // `min` restates `bucket_index`'s bound so the compiler drops the
+    // bounds checks in the loop below.
+    let last = bucket_index(max_micros).min(BUCKETS - 1);
+    // Samples in bucket `index` across the included histograms.
+    let in_bucket = |index: usize| {
+        histograms
+            .iter()
+            .zip(masks)
+            .fold(0u64, |total, (histogram, mask)| {
+                // Wrapping needs 2^64 samples; unlike `+` it cannot panic.
+                total.wrapping_add(histogram.buckets[index].load(Ordering::Relaxed) & mask)
+            })
+    };
+    // One forward scan in three phases, one per percentile: each phase is a
+    // tight loop that advances until the samples seen reach its rank.
+    let mut found = [0; 3];
+    let mut index = 0;
+    let mut seen = in_bucket(0);
+    for (rank, found) in ranks.into_iter().zip(&mut found) {
+        while seen < rank && index < last {
+            index += 1;
+            seen = seen.wrapping_add(in_bucket(index));
+        }
+        *found = index;
+    }
+    finish(count, found, sum_micros, max_micros)
 }
 
-impl Tally {
-    fn new() -> Self {
-        Self {
-            counts: [0; BUCKETS],
-            sum_micros: 0,
-            max_micros: 0,
-        }
-    }
-
-    /// Adds `histogram`'s buckets, up to the one holding its maximum. One
-    /// load when it is empty.
-    fn add(&mut self, histogram: &LatencyHistogram) {
-        if histogram.count.load(Ordering::Relaxed) == 0 {
-            return;
-        }
-        // The maximum is loaded first: a sample whose bucket is above it was
-        // recorded after this load and is simply not part of this summary.
-        let max_micros = histogram.max_micros.load(Ordering::Relaxed);
-        let last = bucket_index(max_micros);
-        for (total, bucket) in self.counts[..=last]
-            .iter_mut()
-            .zip(&histogram.buckets[..=last])
-        {
-            *total = total.saturating_add(bucket.load(Ordering::Relaxed));
-        }
-        self.sum_micros = self
-            .sum_micros
-            .saturating_add(histogram.sum_micros.load(Ordering::Relaxed));
-        self.max_micros = self.max_micros.max(max_micros);
-    }
-
-    fn summary(&self) -> LatencySummary {
-        let last = bucket_index(self.max_micros);
-        let counts = &self.counts[..=last];
-        // The count is the sum of the buckets read, not the `count` atomic,
-        // so every percentile rank is reachable in this very scan.
-        let count = counts.iter().fold(0u64, |sum, &c| sum.saturating_add(c));
-        if count == 0 {
-            return LatencySummary::default();
-        }
-        let ranks = [
-            percentile_rank(count, 50),
-            percentile_rank(count, 95),
-            percentile_rank(count, 99),
-        ];
-        let mut found = [last; 3];
-        let mut next = 0;
-        let mut seen = 0u64;
-        for (index, &c) in counts.iter().enumerate() {
-            seen = seen.saturating_add(c);
-            while next < ranks.len() && seen >= ranks[next] {
-                found[next] = index;
-                next += 1;
-            }
-            if next == ranks.len() {
-                break;
-            }
-        }
-        let at = |index: usize| micros_to_ms(bucket_highest(index).min(self.max_micros));
-        let max_ms = micros_to_ms(self.max_micros);
-        // Both operands are exact below 2^53; the clamp keeps `mean <= max`
-        // when a concurrent sample is in the sum but not yet in the buckets.
-        let mean_ms = (self.sum_micros as f64 / count as f64 / 1_000.0).min(max_ms);
-        LatencySummary {
-            count,
-            p50_ms: at(found[0]),
-            p95_ms: at(found[1]),
-            p99_ms: at(found[2]),
-            max_ms,
-            mean_ms,
-        }
+/// Builds the summary from the buckets holding the p50, p95 and p99.
+fn finish(count: u64, found: [usize; 3], sum_micros: u64, max_micros: u64) -> LatencySummary {
+    let at = |index: usize| micros_to_ms(bucket_highest(index).min(max_micros));
+    let max_ms = micros_to_ms(max_micros);
+    // Both operands are exact below 2^53; the clamp keeps `mean <= max` when
+    // a concurrent sample is in the sum but not yet in the count.
+    let mean_ms = (sum_micros as f64 / count as f64 / 1_000.0).min(max_ms);
+    LatencySummary {
+        count,
+        p50_ms: at(found[0]),
+        p95_ms: at(found[1]),
+        p99_ms: at(found[2]),
+        max_ms,
+        mean_ms,
     }
 }
 
@@ -468,17 +479,14 @@ impl WindowedHistogram {
     /// window, all younger than three quarters of it.
     pub(crate) fn summary(&self, now_ms: u64) -> LatencySummary {
         let now_epoch = self.epoch(now_ms);
-        let mut tally = Tally::new();
-        for slot in &self.slots {
+        let included = self.slots.each_ref().map(|slot| {
             let tag = slot.tag.load(Ordering::Acquire);
             // A slot of a later epoch than `now_epoch` (a recorder whose
             // clock ran ahead of this caller's) is recent: keep it.
             let fresh = now_epoch.saturating_sub(tag_epoch(tag)) < WINDOW_SLOTS_U64;
-            if fresh && tag & RESETTING == 0 {
-                tally.add(&slot.histogram);
-            }
-        }
-        tally.summary()
+            fresh && tag & RESETTING == 0
+        });
+        summarise(self.slots.each_ref().map(|slot| &slot.histogram), included)
     }
 }
 

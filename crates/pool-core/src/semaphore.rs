@@ -172,8 +172,9 @@ impl Semaphore {
         if list.queue.is_empty() {
             self.state.fetch_and(!WAITERS, Ordering::AcqRel);
         }
-        self.waiting
-            .store(list.queue.len() as u64, Ordering::Relaxed);
+        let waiting = list.queue.len() as u64;
+        self.waiting.store(waiting, Ordering::Relaxed);
+        self.peak_waiting.fetch_max(waiting, Ordering::Relaxed);
     }
 
     /// Fails every queued and future acquire. Idempotent.

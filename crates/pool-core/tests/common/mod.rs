@@ -30,6 +30,10 @@ pub struct FakeError(pub &'static str);
 pub struct FakeConn {
     pub serial: u64,
     pub broken: Arc<AtomicBool>,
+    /// Set by a test to mimic a connection left mid-request or in a transaction.
+    pub dirty: AtomicBool,
+    /// Statements "run" on this connection, set by a test.
+    pub statements: AtomicU64,
 }
 
 #[derive(Default)]
@@ -117,6 +121,8 @@ impl Manager for FakeManager {
             conn: FakeConn {
                 serial,
                 broken: Arc::new(AtomicBool::new(false)),
+                dirty: AtomicBool::new(false),
+                statements: AtomicU64::new(0),
             },
             counters: Arc::clone(&self.counters),
         })
@@ -132,15 +138,25 @@ impl Manager for FakeManager {
         conn.broken.load(Ordering::SeqCst)
     }
 
+    fn is_dirty(&self, conn: &mut LiveConn) -> bool {
+        conn.dirty.load(Ordering::SeqCst)
+    }
+
+    fn statements(&self, conn: &LiveConn) -> u64 {
+        conn.statements.load(Ordering::SeqCst)
+    }
+
     fn is_retryable(&self, _error: &FakeError) -> bool {
         self.retryable.load(Ordering::SeqCst)
     }
 }
 
+/// Test defaults: short timeouts; no jitter, so lifetimes are exact.
 pub fn config(min: u32, max: u32) -> PoolConfig {
     PoolConfig::default()
         .min_size(min)
         .max_size(max)
+        .max_lifetime_jitter_percent(0)
         .acquire_timeout(Duration::from_secs(5))
         .create_timeout(Duration::from_secs(2))
         .validation_timeout(Duration::from_secs(1))
@@ -186,5 +202,24 @@ pub async fn assert_nothing_lost(pool: &Pool<FakeManager>) {
         pool.manager().live(),
         s.total_connections,
         "every live fake connection is accounted for by the pool"
+    );
+    let by_reason = &s.closed_by_reason;
+    assert_eq!(
+        s.connections_closed,
+        by_reason.lifetime
+            + by_reason.idle_timeout
+            + by_reason.max_queries
+            + by_reason.broken
+            + by_reason.dirty
+            + by_reason.validation_failed
+            + by_reason.discarded
+            + by_reason.pool_closed
+            + by_reason.dropped,
+        "closed connections add up by reason"
+    );
+    assert_eq!(
+        s.connections_created,
+        s.connections_closed + s.total_connections - s.opening_connections,
+        "every connection created is either open or closed"
     );
 }
