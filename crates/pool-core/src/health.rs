@@ -181,7 +181,7 @@ pub(crate) fn assess(stats: &Statistics, inputs: HealthInputs) -> HealthStatus {
                 max: stats.max_size,
                 available_percent,
             },
-            latency_ms: inputs.latency.map(|l| l.as_secs_f64() * 1000.0),
+            latency_ms: inputs.latency.map(|l| l.as_micros() as f64 / 1000.0),
             last_error: inputs.last_error,
             last_error_time: inputs.last_error_time.map(rfc3339),
         },

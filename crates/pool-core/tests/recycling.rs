@@ -13,7 +13,9 @@ use pool_core::{Pool, PoolConfig};
 const LIFETIME: Duration = Duration::from_secs(10);
 
 async fn build(cfg: PoolConfig) -> Pool<FakeManager> {
-    Pool::build(FakeManager::new(), cfg).await.expect("pool builds")
+    Pool::build(FakeManager::new(), cfg)
+        .await
+        .expect("pool builds")
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,0 +1,273 @@
+//! [`PgConfig`]: the database URL plus the pool settings, read and checked
+//! in one go.
+//!
+//! Every problem is reported at once: a missing or malformed
+//! `DATABASE_URL` and every bad `POOL_*` variable end up in one
+//! [`ConfigError`], each line naming the variable and the fix. Nothing is
+//! connected until [`PgConfig::build`](crate::PgConfig::build).
+//!
+//! This module also owns the connection defaults pool-pg adds to a
+//! `tokio_postgres::Config` (see [`PgConfig`](PgConfig#connection-defaults)).
+
+use std::fmt;
+use std::time::Duration;
+
+use pool_core::{ConfigError, ConfigIssue, PoolConfig};
+use tokio_postgres::Config;
+
+use crate::manager::PgManager;
+use crate::url::{parse_database_url, redacted_url_of, DATABASE_URL, EXAMPLE_URL};
+
+/// The `application_name` connections get unless the URL sets one
+/// (`?application_name=...`). It is how a DBA tells the pool's sessions
+/// apart in `pg_stat_activity`.
+pub const DEFAULT_APPLICATION_NAME: &str = "pool-pg";
+/// Idle time before the first TCP keepalive probe, unless the URL sets
+/// `keepalives_idle`: 30 s. The operating system's default, two hours, lets
+/// a connection to a vanished server look alive for that long.
+pub const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(30);
+/// Time between unanswered keepalive probes, unless the URL sets
+/// `keepalives_interval`: 10 s.
+pub const DEFAULT_KEEPALIVES_INTERVAL: Duration = Duration::from_secs(10);
+/// Unanswered probes before the connection is declared dead, unless the URL
+/// sets `keepalives_retries`: 3. With the two above, a silent peer is
+/// detected in about a minute.
+pub const DEFAULT_KEEPALIVES_RETRIES: u32 = 3;
+/// tokio-postgres's own `keepalives_idle` default, which we take to mean
+/// "not set".
+const TOKIO_POSTGRES_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// The database URL and the pool settings.
+///
+/// ```
+/// use pool_pg::PgConfig;
+///
+/// let config = PgConfig::from_iter([
+///     ("DATABASE_URL", "postgres://app:secret@db.internal:5432/orders"),
+///     ("POOL_MAX_SIZE", "20"),
+/// ])?;
+/// assert_eq!(config.pool.max_size, 20);
+/// assert_eq!(config.redacted_url(), "postgres://app:***@db.internal:5432/orders");
+///
+/// let err = PgConfig::from_iter([("POOL_MAX_SIZE", "many")]).unwrap_err();
+/// assert_eq!(err.issues().len(), 2); // DATABASE_URL is missing, POOL_MAX_SIZE is bad
+/// assert!(err.to_string().contains("set DATABASE_URL=postgres://user:password@host:5432/dbname"));
+/// # Ok::<(), pool_pg::ConfigError>(())
+/// ```
+///
+/// # Connection defaults
+///
+/// When the pool connects, settings the URL leaves out are filled in:
+/// `application_name` [`pool-pg`](DEFAULT_APPLICATION_NAME); TCP keepalives
+/// after [30 s](DEFAULT_KEEPALIVES_IDLE) idle, every
+/// [10 s](DEFAULT_KEEPALIVES_INTERVAL), [3](DEFAULT_KEEPALIVES_RETRIES)
+/// probes (unless the URL says `keepalives=0`); and tokio-postgres's TCP
+/// `connect_timeout` equal to the pool's `create_timeout`. Values the URL
+/// sets are kept.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct PgConfig {
+    /// The connection settings parsed from the database URL. Adjust them
+    /// freely (e.g. `ssl_mode`) before building the pool.
+    pub database: Config,
+    /// The pool settings.
+    pub pool: PoolConfig,
+}
+
+impl PgConfig {
+    /// Checks `database_url` and `pool` and reports every problem at once.
+    pub fn new(database_url: &str, pool: PoolConfig) -> Result<Self, ConfigError> {
+        let database = parse_database_url(database_url).map_err(|issue| vec![issue]);
+        let checked = pool.validate().map_err(ConfigError::into_issues);
+        match (database, checked) {
+            (Ok(database), Ok(())) => Ok(Self { database, pool }),
+            (database, checked) => {
+                let mut issues = database.err().unwrap_or_default();
+                issues.extend(checked.err().unwrap_or_default());
+                Err(config_error(issues))
+            }
+        }
+    }
+
+    /// Reads `DATABASE_URL` and the `POOL_*` variables from the process
+    /// environment. A variable that is not valid UTF-8 is reported, not a
+    /// panic.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut vars = Vec::new();
+        let mut issues = Vec::new();
+        for (key, value) in std::env::vars_os() {
+            let Some(key) = key.to_str() else { continue };
+            if key != DATABASE_URL && !key.starts_with("POOL_") {
+                continue;
+            }
+            match value.into_string() {
+                Ok(value) => vars.push((key.to_owned(), value)),
+                Err(_) if key == DATABASE_URL => issues.push(ConfigIssue::new(
+                    "database_url",
+                    DATABASE_URL,
+                    "<not UTF-8>",
+                    "DATABASE_URL is not valid UTF-8",
+                    "percent-encode every non-ASCII byte of DATABASE_URL",
+                )),
+                // pool-core reports the lossy text as "not a whole number".
+                Err(value) => vars.push((key.to_owned(), value.to_string_lossy().into_owned())),
+            }
+        }
+        Self::from_vars(vars, issues)
+    }
+
+    /// Reads the configuration from key/value pairs as if they were the
+    /// environment: `DATABASE_URL` and `POOL_*`; other keys are ignored.
+    /// For tests, and for settings from a file.
+    #[allow(clippy::should_implement_trait)] // returns a Result; FromIterator cannot
+    pub fn from_iter<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let vars = vars
+            .into_iter()
+            .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
+            .collect();
+        Self::from_vars(vars, Vec::new())
+    }
+
+    fn from_vars(
+        vars: Vec<(String, String)>,
+        mut issues: Vec<ConfigIssue>,
+    ) -> Result<Self, ConfigError> {
+        let unreadable_url = issues.iter().any(|issue| issue.variable == DATABASE_URL);
+        let database = match vars.iter().rev().find(|(key, _)| key == DATABASE_URL) {
+            Some((_, url)) => parse_database_url(url).map_err(|issue| vec![issue]),
+            None if unreadable_url => Err(Vec::new()),
+            None => Err(vec![missing_url_issue()]),
+        };
+        let pool = PoolConfig::from_iter(vars.iter().map(|(key, value)| (key, value)))
+            .map_err(ConfigError::into_issues);
+        match (database, pool) {
+            (Ok(database), Ok(pool)) if issues.is_empty() => Ok(Self { database, pool }),
+            (database, pool) => {
+                issues.extend(database.err().unwrap_or_default());
+                issues.extend(pool.err().unwrap_or_default());
+                Err(config_error(issues))
+            }
+        }
+    }
+
+    /// The database URL with the password replaced by `***`.
+    pub fn redacted_url(&self) -> String {
+        redacted_url_of(&self.database)
+    }
+
+    /// The manager for these settings, without TLS, with the connection
+    /// defaults filled in.
+    pub fn manager(&self) -> PgManager {
+        self.manager_with_tls(tokio_postgres::NoTls)
+    }
+
+    /// The manager for these settings, connecting through `tls`.
+    pub fn manager_with_tls<T>(&self, tls: T) -> PgManager<T> {
+        PgManager::with_create_timeout(self.database.clone(), tls, self.pool.create_timeout)
+    }
+}
+
+impl fmt::Debug for PgConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgConfig")
+            .field("database", &self.redacted_url())
+            .field("pool", &self.pool)
+            .finish()
+    }
+}
+
+/// Fills in the settings the user left out; see
+/// [`PgConfig`](PgConfig#connection-defaults).
+pub(crate) fn apply_connection_defaults(config: &mut Config, create_timeout: Duration) {
+    if config.get_application_name().is_none() {
+        config.application_name(DEFAULT_APPLICATION_NAME);
+    }
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(create_timeout);
+    }
+    if config.get_keepalives() {
+        if config.get_keepalives_idle() == TOKIO_POSTGRES_KEEPALIVES_IDLE {
+            config.keepalives_idle(DEFAULT_KEEPALIVES_IDLE);
+        }
+        if config.get_keepalives_interval().is_none() {
+            config.keepalives_interval(DEFAULT_KEEPALIVES_INTERVAL);
+        }
+        if config.get_keepalives_retries().is_none() {
+            config.keepalives_retries(DEFAULT_KEEPALIVES_RETRIES);
+        }
+    }
+}
+
+fn missing_url_issue() -> ConfigIssue {
+    ConfigIssue::new(
+        "database_url",
+        DATABASE_URL,
+        "",
+        "DATABASE_URL is not set",
+        format!("set DATABASE_URL={EXAMPLE_URL}"),
+    )
+}
+
+/// The error for a non-empty list of issues.
+fn config_error(issues: Vec<ConfigIssue>) -> ConfigError {
+    match ConfigError::from_issues(issues) {
+        Err(error) => error,
+        Ok(()) => unreachable!("every failed check above adds an issue"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_fill_in_what_the_url_leaves_out() {
+        let mut config: Config = "postgres://app@db/x".parse().unwrap();
+        apply_connection_defaults(&mut config, Duration::from_secs(3));
+        assert_eq!(
+            config.get_application_name(),
+            Some(DEFAULT_APPLICATION_NAME)
+        );
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(3)));
+        assert!(config.get_keepalives());
+        assert_eq!(config.get_keepalives_idle(), DEFAULT_KEEPALIVES_IDLE);
+        assert_eq!(
+            config.get_keepalives_interval(),
+            Some(DEFAULT_KEEPALIVES_INTERVAL)
+        );
+        assert_eq!(
+            config.get_keepalives_retries(),
+            Some(DEFAULT_KEEPALIVES_RETRIES)
+        );
+    }
+
+    #[test]
+    fn values_the_url_sets_are_kept() {
+        let mut config: Config = "postgres://app@db/x?application_name=api&connect_timeout=7\
+             &keepalives_idle=60&keepalives_interval=5&keepalives_retries=9"
+            .parse()
+            .unwrap();
+        apply_connection_defaults(&mut config, Duration::from_secs(3));
+        assert_eq!(config.get_application_name(), Some("api"));
+        assert_eq!(config.get_connect_timeout(), Some(&Duration::from_secs(7)));
+        assert_eq!(config.get_keepalives_idle(), Duration::from_secs(60));
+        assert_eq!(
+            config.get_keepalives_interval(),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(config.get_keepalives_retries(), Some(9));
+    }
+
+    #[test]
+    fn disabled_keepalives_stay_disabled() {
+        let mut config: Config = "postgres://app@db/x?keepalives=0".parse().unwrap();
+        apply_connection_defaults(&mut config, Duration::from_secs(3));
+        assert!(!config.get_keepalives());
+        assert_eq!(config.get_keepalives_interval(), None);
+    }
+}

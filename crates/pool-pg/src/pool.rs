@@ -1,0 +1,130 @@
+//! [`PgPool`] and the ways to build one.
+//!
+//! `PgPool` is pool-core's `Pool` over a [`PgManager`]; the PostgreSQL
+//! specific constructors are [`PgConfig::build`] (configuration first, then
+//! connect) and the [`PgPoolExt`] shortcuts `PgPool::connect`,
+//! `PgPool::from_env` and `PgPool::from_iter`. Every path logs one
+//! `pool_pg::init` event with the redacted target before pool-core's warm-up
+//! (which logs its batches, `Connection pool initialized: ...`, or the
+//! failure with the suggested action).
+
+use std::future::Future;
+
+use pool_core::{Pool, PoolConfig, PoolError, PooledConnection};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres::{NoTls, Socket};
+
+use crate::config::PgConfig;
+use crate::error::PgError;
+use crate::manager::PgManager;
+use crate::url::endpoints;
+
+/// A pool of PostgreSQL connections.
+pub type PgPool<T = NoTls> = Pool<PgManager<T>>;
+
+/// A connection borrowed from a [`PgPool`]; derefs to
+/// [`tokio_postgres::Client`] and goes back to the pool when dropped.
+pub type PgPooledConnection<T = NoTls> = PooledConnection<PgManager<T>>;
+
+/// What the pool's operations return on failure.
+pub type Error = PoolError<PgError>;
+
+impl PgConfig {
+    /// Connects: opens and validates `min_size` connections (without TLS)
+    /// and returns the ready pool, or an error saying what to change.
+    pub async fn build(self) -> Result<PgPool, Error> {
+        self.build_with_tls(NoTls).await
+    }
+
+    /// Like [`build`](PgConfig::build), connecting through `tls`.
+    pub async fn build_with_tls<T>(self, tls: T) -> Result<PgPool<T>, Error>
+    where
+        T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+        T::Stream: Send,
+        T::TlsConnect: Send,
+        <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    {
+        let manager = self.manager_with_tls(tls);
+        let database = manager.pg_config();
+        let (hosts, ports): (Vec<String>, Vec<String>) = endpoints(database)
+            .into_iter()
+            .map(|(host, port)| (host, port.to_string()))
+            .unzip();
+        tracing::info!(
+            target: "pool_pg::init",
+            url = %manager.redacted_url(),
+            hosts = %hosts.join(","),
+            ports = %ports.join(","),
+            dbname = database.get_dbname().unwrap_or_default(),
+            user = database.get_user().unwrap_or_default(),
+            application_name = database.get_application_name().unwrap_or_default(),
+            min_size = self.pool.min_size,
+            max_size = self.pool.max_size,
+            "starting PostgreSQL connection pool"
+        );
+        Pool::build(manager, self.pool).await
+    }
+}
+
+/// PostgreSQL constructors on [`PgPool`]. Bring it into scope to write
+/// `PgPool::connect(..)`:
+///
+/// ```no_run
+/// use pool_pg::{PgPool, PgPoolExt, PoolConfig};
+///
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// let pool = PgPool::connect(
+///     "postgres://app:secret@localhost:5432/app",
+///     PoolConfig::default().max_size(20),
+/// )
+/// .await?;
+/// let conn = pool.acquire().await?;
+/// let row = conn.query_one("SELECT 41 + 1", &[]).await?;
+/// assert_eq!(row.get::<_, i32>(0), 42);
+/// # Ok(()) }
+/// ```
+pub trait PgPoolExt: Sized {
+    /// Checks `database_url` and `config` (all problems at once), then
+    /// builds the pool; see [`PgConfig::new`] and [`PgConfig::build`].
+    fn connect(
+        database_url: &str,
+        config: PoolConfig,
+    ) -> impl Future<Output = Result<Self, Error>> + Send;
+
+    /// Reads `DATABASE_URL` and `POOL_*` from the environment (all problems
+    /// at once), then builds the pool; see [`PgConfig::from_env`].
+    fn from_env() -> impl Future<Output = Result<Self, Error>> + Send;
+
+    /// Like [`from_env`](PgPoolExt::from_env) with key/value pairs in place
+    /// of the environment; see [`PgConfig::from_iter`].
+    fn from_iter<I, K, V>(vars: I) -> impl Future<Output = Result<Self, Error>> + Send
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>;
+}
+
+impl PgPoolExt for PgPool {
+    fn connect(
+        database_url: &str,
+        config: PoolConfig,
+    ) -> impl Future<Output = Result<Self, Error>> + Send {
+        let checked = PgConfig::new(database_url, config);
+        async move { checked?.build().await }
+    }
+
+    fn from_env() -> impl Future<Output = Result<Self, Error>> + Send {
+        let checked = PgConfig::from_env();
+        async move { checked?.build().await }
+    }
+
+    fn from_iter<I, K, V>(vars: I) -> impl Future<Output = Result<Self, Error>> + Send
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        let checked = PgConfig::from_iter(vars);
+        async move { checked?.build().await }
+    }
+}

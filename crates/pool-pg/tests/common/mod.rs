@@ -1,0 +1,142 @@
+//! Helpers shared by the integration tests: throwaway servers, URLs, a
+//! bounded wait on state, and a log capture.
+//!
+//! Each test starts its own [`TempDb`] (about 0.2 s), so tests run in
+//! parallel without sharing state.
+
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::Duration;
+
+use pg_tempdb::TempDb;
+use pool_pg::PoolConfig;
+use tokio::time::Instant;
+
+/// The distinctive password every secrecy assertion looks for.
+pub(crate) const PASSWORD: &str = "s3cr3t-p4ss";
+/// A wrong password, just as distinctive.
+pub(crate) const WRONG_PASSWORD: &str = "wr0ng-s3cr3t";
+/// The bound of every wait on state in these tests.
+pub(crate) const WAIT: Duration = Duration::from_secs(10);
+/// Slack allowed over a configured timeout before a test calls it a hang.
+pub(crate) const MARGIN: Duration = Duration::from_millis(750);
+
+/// A server with trust authentication, user and database `postgres`.
+pub(crate) fn start_db() -> TempDb {
+    TempDb::start().expect("start a throwaway PostgreSQL")
+}
+
+/// A server where user `app` needs [`PASSWORD`] over TCP.
+pub(crate) fn start_db_with_password() -> TempDb {
+    TempDb::builder()
+        .user("app")
+        .password(PASSWORD)
+        .start()
+        .expect("start a throwaway PostgreSQL with a password")
+}
+
+/// The server's URL with `password` (none when `None`) and `dbname`.
+pub(crate) fn url_for(db: &TempDb, password: Option<&str>, dbname: &str) -> String {
+    let password = password.map(|p| format!(":{p}")).unwrap_or_default();
+    format!(
+        "postgres://{}{password}@{}:{}/{dbname}",
+        db.user(),
+        db.host(),
+        db.port()
+    )
+}
+
+/// A port on 127.0.0.1 where nothing listens (the kernel's pick, released).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("find a free port")
+}
+
+/// Small, fast settings for tests: 1 warm connection, at most 4.
+pub(crate) fn small_pool() -> PoolConfig {
+    PoolConfig::default()
+        .min_size(1)
+        .max_size(4)
+        .acquire_timeout(Duration::from_secs(5))
+        .create_timeout(Duration::from_secs(2))
+}
+
+/// Waits until `done()` holds, checking every 5 ms, for at most [`WAIT`].
+pub(crate) async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {WAIT:?} waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Fails the test if `text` contains either test password.
+pub(crate) fn assert_no_secret(what: &str, text: &str) {
+    for secret in [PASSWORD, WRONG_PASSWORD] {
+        assert!(!text.contains(secret), "{what} leaks a password: {text}");
+    }
+}
+
+/// `error`'s `Display`, `Debug` and every `source()` in the chain, joined.
+pub(crate) fn every_rendering(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = format!("{error}\n{error:?}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(&format!("\n{cause}\n{cause:?}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Every log line of this test binary, at every level, from the moment
+/// [`capture_logs`] is first called. Installed as the global subscriber, so
+/// events from all threads and tasks are caught.
+#[derive(Clone, Default)]
+pub(crate) struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl LogCapture {
+    /// What was logged so far.
+    pub(crate) fn text(&self) -> String {
+        String::from_utf8_lossy(&self.lock()).into_owned()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.lock().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The binary-wide log capture (installed on first use).
+pub(crate) fn capture_logs() -> LogCapture {
+    static CAPTURE: OnceLock<LogCapture> = OnceLock::new();
+    CAPTURE
+        .get_or_init(|| {
+            let capture = LogCapture::default();
+            let writer = capture.clone();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::TRACE)
+                .with_ansi(false)
+                .with_writer(move || writer.clone())
+                .init();
+            capture
+        })
+        .clone()
+}
