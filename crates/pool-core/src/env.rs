@@ -113,8 +113,32 @@ fn saturate(value: u64) -> u32 {
 impl PoolConfig {
     /// Reads the configuration from the process environment: defaults,
     /// overridden by every `POOL_*` variable that is set, then validated.
+    /// A `POOL_*` variable that is not valid UTF-8 is reported, not a panic.
     pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_iter(std::env::vars())
+        let mut vars = Vec::new();
+        let mut issues = Vec::new();
+        for (key, value) in std::env::vars_os() {
+            let Some(key) = key.to_str().filter(|k| k.starts_with("POOL_")) else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => vars.push((key.to_owned(), value)),
+                Err(_) => issues.push(ConfigIssue::new(
+                    "unknown",
+                    key,
+                    "<not UTF-8>",
+                    format!("{key} is not valid UTF-8"),
+                    format!("set {key} to a plain number"),
+                )),
+            }
+        }
+        match Self::from_iter(vars) {
+            Ok(config) => ConfigError::from_issues(issues).map(|()| config),
+            Err(more) => {
+                issues.extend(more.into_issues());
+                Err(ConfigError::from_nonempty(issues))
+            }
+        }
     }
 
     /// Reads the configuration from key/value pairs, as if they were the

@@ -76,6 +76,11 @@ impl ConfigError {
         }
     }
 
+    /// An error from issues known to be non-empty.
+    pub(crate) fn from_nonempty(issues: Vec<ConfigIssue>) -> ConfigError {
+        ConfigError { issues }
+    }
+
     /// Every problem found.
     pub fn issues(&self) -> &[ConfigIssue] {
         &self.issues
@@ -88,6 +93,14 @@ impl ConfigError {
 }
 
 impl std::error::Error for ConfigError {}
+
+impl From<ConfigIssue> for ConfigError {
+    fn from(issue: ConfigIssue) -> Self {
+        ConfigError {
+            issues: vec![issue],
+        }
+    }
+}
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

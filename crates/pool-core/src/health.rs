@@ -23,7 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::stats::{rfc3339, Statistics};
+use crate::stats::rfc3339;
 
 /// How long a connection failure keeps the pool `degraded`: 60 s.
 pub const RECENT_ERROR_WINDOW: Duration = Duration::from_secs(60);
@@ -103,8 +103,14 @@ pub struct HealthStatus {
     pub reasons: Vec<String>,
 }
 
-/// Inputs of the verdict that are not in the snapshot.
+/// Inputs of the verdict, read from the pool's atomics.
 pub(crate) struct HealthInputs {
+    pub(crate) total: u64,
+    pub(crate) idle: u64,
+    pub(crate) active: u64,
+    pub(crate) waiting: u64,
+    pub(crate) max: u64,
+    pub(crate) closed: bool,
     pub(crate) healthy_percent: u32,
     pub(crate) degraded_percent: u32,
     /// Time since the last connection failure, if any.
@@ -116,18 +122,18 @@ pub(crate) struct HealthInputs {
 }
 
 /// Applies the rules of the module documentation.
-pub(crate) fn assess(stats: &Statistics, inputs: HealthInputs) -> HealthStatus {
-    let max = stats.max_size.max(1);
-    let room = stats.max_size.saturating_sub(stats.total_connections);
-    let available_percent = (stats.idle_connections + room) * 100 / max;
+pub(crate) fn assess(inputs: HealthInputs) -> HealthStatus {
+    let max = inputs.max.max(1);
+    let room = inputs.max.saturating_sub(inputs.total);
+    let available_percent = (inputs.idle + room) * 100 / max;
     let recent_error = inputs
         .since_last_error
         .is_some_and(|since| since < RECENT_ERROR_WINDOW);
-    let unreachable = stats.total_connections == 0 && recent_error;
+    let unreachable = inputs.total == 0 && recent_error;
 
     let mut unhealthy = Vec::new();
     let mut degraded = Vec::new();
-    if stats.state == "closed" {
+    if inputs.closed {
         unhealthy.push("the pool is closed".to_owned());
     }
     if unreachable {
@@ -139,7 +145,7 @@ pub(crate) fn assess(stats: &Statistics, inputs: HealthInputs) -> HealthStatus {
     }
     let capacity = format!(
         "available capacity {available_percent}% ({} idle + {room} room of max {})",
-        stats.idle_connections, stats.max_size
+        inputs.idle, inputs.max
     );
     if available_percent < u64::from(inputs.degraded_percent) {
         unhealthy.push(format!("{capacity} is under {}%", inputs.degraded_percent));
@@ -161,7 +167,7 @@ pub(crate) fn assess(stats: &Statistics, inputs: HealthInputs) -> HealthStatus {
     } else {
         (HealthState::Healthy, Vec::new())
     };
-    let db_status = if stats.total_connections > 0 {
+    let db_status = if inputs.total > 0 {
         "up"
     } else if recent_error {
         "down"
@@ -174,11 +180,11 @@ pub(crate) fn assess(stats: &Statistics, inputs: HealthInputs) -> HealthStatus {
         database: DatabaseHealth {
             status: db_status,
             pool: PoolHealth {
-                total: stats.total_connections,
-                idle: stats.idle_connections,
-                active: stats.active_connections,
-                waiting: stats.waiting_requests,
-                max: stats.max_size,
+                total: inputs.total,
+                idle: inputs.idle,
+                active: inputs.active,
+                waiting: inputs.waiting,
+                max: inputs.max,
                 available_percent,
             },
             latency_ms: inputs.latency.map(|l| l.as_micros() as f64 / 1000.0),

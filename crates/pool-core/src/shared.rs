@@ -128,27 +128,32 @@ impl<M: Manager> Shared<M> {
         })
     }
 
+    /// The health verdict from the gauges and a few atomics: no snapshot,
+    /// no histogram, no lock.
     pub(crate) fn health_check(&self) -> HealthStatus {
         let now_ms = self.ms_since_start(Instant::now());
-        let stats = self.statistics();
         self.last_health_check_at
             .store(1 + now_ms, Ordering::Relaxed);
+        let gauges = self.stats.gauges.read();
         let last_error_at = self.last_error_at.load(Ordering::Relaxed);
         let latency = self.last_validation_us.load(Ordering::Relaxed);
-        assess(
-            &stats,
-            HealthInputs {
-                healthy_percent: self.config.health_healthy_percent,
-                degraded_percent: self.config.health_degraded_percent,
-                since_last_error: last_error_at
-                    .checked_sub(1)
-                    .map(|at| Duration::from_millis(now_ms.saturating_sub(at))),
-                last_error: stats.last_error.clone(),
-                last_error_time: self.wall_time(last_error_at),
-                latency: latency.checked_sub(1).map(Duration::from_micros),
-                uptime: Duration::from_millis(now_ms),
-            },
-        )
+        assess(HealthInputs {
+            total: gauges.open(),
+            idle: gauges.idle,
+            active: gauges.in_use,
+            waiting: self.semaphore.waiting(),
+            max: u64::from(self.config.max_size),
+            closed: self.is_closed(),
+            healthy_percent: self.config.health_healthy_percent,
+            degraded_percent: self.config.health_degraded_percent,
+            since_last_error: last_error_at
+                .checked_sub(1)
+                .map(|at| Duration::from_millis(now_ms.saturating_sub(at))),
+            last_error: self.last_error.load().as_deref().map(ToString::to_string),
+            last_error_time: self.wall_time(last_error_at),
+            latency: latency.checked_sub(1).map(Duration::from_micros),
+            uptime: Duration::from_millis(now_ms),
+        })
     }
 
     /// Puts a healthy connection back for the next caller, or closes it if
