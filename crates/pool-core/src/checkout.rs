@@ -25,16 +25,18 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::{Phase, PoolError, TimeoutError};
+use crate::error::{Phase, PoolError, TimeoutError, UnavailableError};
 use crate::guard::PooledConnection;
 use crate::idle::Conn;
 use crate::manager::Manager;
 use crate::open::{spawn_open, validate};
 use crate::pool::Pool;
+use crate::reconnect;
 use crate::recycle::{on_checkout, RetireReason};
 use crate::semaphore::TryAcquireError;
 use crate::shared::{Permit, Shared};
 use crate::slot::Slot;
+use crate::state::PoolState;
 
 /// First pause before retrying a failed connect within one `acquire()`.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(25);
@@ -155,6 +157,18 @@ impl<M: Manager> Pool<M> {
     }
 }
 
+/// The error for a caller turned away while the pool is recovering.
+fn unavailable<M: Manager>(shared: &Shared<M>) -> PoolError<M::Error> {
+    let view = shared.recovery.view(shared.ms_since_start(Instant::now()));
+    PoolError::Unavailable(Box::new(UnavailableError {
+        down_for: view.down_for,
+        attempts: view.attempts,
+        next_attempt_in: view.next_attempt_in,
+        last_error: shared.last_error.load_full(),
+        statistics: shared.statistics(),
+    }))
+}
+
 /// Counts an `acquire()` whose future is dropped before it finished.
 struct CancelTracker<'a, M: Manager> {
     shared: &'a Shared<M>,
@@ -209,6 +223,7 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>) -> FastPath<M> {
         if !shared.manager.is_broken(&mut conn.raw)
             && now < conn.expires_at
             && now.saturating_duration_since(conn.last_used) < shared.config.validation_skip_window
+            && !shared.is_suspect(conn.last_used)
         {
             shared
                 .stats
@@ -275,21 +290,42 @@ async fn checkout<M: Manager>(
         if let Some(mut conn) = candidate.take().or_else(|| shared.idle.pop()) {
             let now = Instant::now();
             if let Some(reason) = on_checkout(&shared.manager, &mut conn, now) {
+                if reason == RetireReason::Broken {
+                    shared.suspect_idle_connections();
+                }
                 conn.retire(reason);
                 continue;
             }
             if now.saturating_duration_since(conn.last_used) >= shared.config.validation_skip_window
+                || shared.is_suspect(conn.last_used)
             {
                 phase.set(Phase::Validate);
                 // Cancel-safe: if dropped mid-check, `conn` closes (its
                 // protocol state is unknown) and its slot frees capacity.
                 if validate(shared, &mut conn).await.is_err() {
                     conn.retire(RetireReason::ValidationFailed);
+                    shared.suspect_idle_connections();
                     phase.set(Phase::Wait);
                     continue;
                 }
             }
             return Ok(lend(conn, permit));
+        }
+        if shared.state.get() == PoolState::Recovering {
+            // No usable idle connection and the database is lost: do not
+            // connect (the supervisor probes for everyone), ask it for an
+            // early probe, and fail at once or wait for the recovery.
+            shared.recovery.demand();
+            if !shared.config.wait_for_recovery {
+                return Err(unavailable(shared));
+            }
+            let mut states = shared.state.subscribe();
+            // Cancel-safe and bounded by the caller's deadline; only the
+            // permit is held.
+            let _changed = states
+                .wait_for(|state| *state != PoolState::Recovering)
+                .await;
+            continue;
         }
         let Some(slot) = Slot::try_open(&shared.stats, max_size) else {
             // Full, yet nothing idle to pop: a connection is moving into the
@@ -304,9 +340,20 @@ async fn checkout<M: Manager>(
             Ok(Ok((conn, permit))) => return Ok(lend(conn, permit)),
             Ok(Err(failure)) => {
                 if !failure.retryable {
+                    shared.refresh_state();
                     return Err(PoolError::Connection(failure.error));
                 }
                 permit = failure.permit;
+                let gauges = shared.stats.gauges.read();
+                if gauges.idle + gauges.in_use == 0 {
+                    let reason = format!(
+                        "no connection is open and connecting failed: {}",
+                        failure.error
+                    );
+                    reconnect::enter(shared, &reason);
+                    continue;
+                }
+                shared.refresh_state();
                 let deadline = started + shared.config.acquire_timeout;
                 let pause = retry_delay.min(deadline.saturating_duration_since(Instant::now()));
                 // Cancel-safe: only the permit is held; dropping it releases it.

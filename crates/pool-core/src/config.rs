@@ -45,6 +45,12 @@ pub const DEFAULT_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(60);
 pub const DEFAULT_HEALTH_HEALTHY_PERCENT: u32 = 80;
 /// Default [`PoolConfig::health_degraded_percent`]: 50 %.
 pub const DEFAULT_HEALTH_DEGRADED_PERCENT: u32 = 50;
+/// Default [`PoolConfig::reconnect_initial_delay`]: 1 s.
+pub const DEFAULT_RECONNECT_INITIAL_DELAY: Duration = Duration::from_secs(1);
+/// Default [`PoolConfig::reconnect_max_delay`]: 16 s.
+pub const DEFAULT_RECONNECT_MAX_DELAY: Duration = Duration::from_secs(16);
+/// Default grace period of `Pool::shutdown`: 30 s.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest accepted duration for any timeout or window: 24 hours.
 pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 
@@ -138,6 +144,26 @@ pub struct PoolConfig {
     /// `degraded`. Default 50, range 0 to `health_healthy_percent`.
     /// Variable: `POOL_HEALTH_DEGRADED_PERCENT`.
     pub health_degraded_percent: u32,
+    /// While the pool is `RECOVERING` (the database was lost) and no idle
+    /// connection is usable, `acquire()` fails at once with
+    /// `PoolError::Unavailable` (the default, `false`): a caller learns in
+    /// microseconds that the database is down instead of holding a request
+    /// for `acquire_timeout`. With `true` it waits for the recovery up to its
+    /// deadline instead. Variable: `POOL_WAIT_FOR_RECOVERY`.
+    pub wait_for_recovery: bool,
+    /// First delay of the reconnect backoff after the database was lost;
+    /// it doubles per attempt (±10 % jitter) up to `reconnect_max_delay`,
+    /// and retries go on forever. Callers asking for connections trigger an
+    /// earlier probe (at most one per 250 ms), so recovery is not bound to
+    /// the backoff. Default 1 s, range 1 ms to 24 h. Variable:
+    /// `POOL_RECONNECT_INITIAL_DELAY_MS`.
+    #[serde(rename = "reconnect_initial_delay_ms", with = "millis")]
+    pub reconnect_initial_delay: Duration,
+    /// Longest delay between reconnect attempts. Default 16 s, range
+    /// `reconnect_initial_delay` to 24 h. Variable:
+    /// `POOL_RECONNECT_MAX_DELAY_MS`.
+    #[serde(rename = "reconnect_max_delay_ms", with = "millis")]
+    pub reconnect_max_delay: Duration,
 }
 
 impl Default for PoolConfig {
@@ -156,6 +182,9 @@ impl Default for PoolConfig {
             maintenance_interval: DEFAULT_MAINTENANCE_INTERVAL,
             health_healthy_percent: DEFAULT_HEALTH_HEALTHY_PERCENT,
             health_degraded_percent: DEFAULT_HEALTH_DEGRADED_PERCENT,
+            wait_for_recovery: false,
+            reconnect_initial_delay: DEFAULT_RECONNECT_INITIAL_DELAY,
+            reconnect_max_delay: DEFAULT_RECONNECT_MAX_DELAY,
         }
     }
 }
@@ -243,6 +272,21 @@ impl PoolConfig {
     pub fn health_thresholds(mut self, healthy_percent: u32, degraded_percent: u32) -> Self {
         self.health_healthy_percent = healthy_percent;
         self.health_degraded_percent = degraded_percent;
+        self
+    }
+
+    /// Sets [`wait_for_recovery`](PoolConfig::wait_for_recovery).
+    #[must_use]
+    pub fn wait_for_recovery(mut self, value: bool) -> Self {
+        self.wait_for_recovery = value;
+        self
+    }
+
+    /// Sets the reconnect backoff's first and longest delay.
+    #[must_use]
+    pub fn reconnect_delays(mut self, initial: Duration, max: Duration) -> Self {
+        self.reconnect_initial_delay = initial;
+        self.reconnect_max_delay = max;
         self
     }
 

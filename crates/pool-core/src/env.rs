@@ -16,6 +16,7 @@ use crate::error::{ConfigError, ConfigIssue};
 enum Kind {
     Count(fn(&mut PoolConfig, u64)),
     Millis(fn(&mut PoolConfig, Duration)),
+    Flag(fn(&mut PoolConfig, bool)),
 }
 
 /// Every `POOL_*` variable: name, field, parser. The one table to extend.
@@ -85,6 +86,21 @@ const SETTINGS: &[(&str, &str, Kind)] = &[
         "health_degraded_percent",
         Kind::Count(|c, v| c.health_degraded_percent = saturate(v)),
     ),
+    (
+        "POOL_WAIT_FOR_RECOVERY",
+        "wait_for_recovery",
+        Kind::Flag(|c, v| c.wait_for_recovery = v),
+    ),
+    (
+        "POOL_RECONNECT_INITIAL_DELAY_MS",
+        "reconnect_initial_delay",
+        Kind::Millis(|c, v| c.reconnect_initial_delay = v),
+    ),
+    (
+        "POOL_RECONNECT_MAX_DELAY_MS",
+        "reconnect_max_delay",
+        Kind::Millis(|c, v| c.reconnect_max_delay = v),
+    ),
 ];
 
 /// Every variable [`PoolConfig::from_env`] understands.
@@ -102,6 +118,9 @@ pub const POOL_VARIABLES: &[&str] = &[
     "POOL_MAINTENANCE_INTERVAL_MS",
     "POOL_HEALTH_HEALTHY_PERCENT",
     "POOL_HEALTH_DEGRADED_PERCENT",
+    "POOL_WAIT_FOR_RECOVERY",
+    "POOL_RECONNECT_INITIAL_DELAY_MS",
+    "POOL_RECONNECT_MAX_DELAY_MS",
 ];
 
 /// A value too large for a `u32` field stays too large (and fails
@@ -187,6 +206,9 @@ impl PoolConfig {
                 Some((name, field, Kind::Millis(set))) => {
                     parse_ms(name, field, value).map(|v| set(&mut config, v))
                 }
+                Some((name, field, Kind::Flag(set))) => {
+                    parse_flag(name, field, value).map(|v| set(&mut config, v))
+                }
                 None => Err(unknown_variable(key, value, also_known)),
             };
             if let Err(issue) = applied {
@@ -219,6 +241,20 @@ fn parse_count(variable: &str, field: &'static str, value: &str) -> Result<u64, 
             format!("set {variable} to a whole number such as 10"),
         )
     })
+}
+
+fn parse_flag(variable: &str, field: &'static str, value: &str) -> Result<bool, ConfigIssue> {
+    match value.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigIssue::new(
+            field,
+            variable,
+            value,
+            format!("{variable} ({value:?}) is not true or false"),
+            format!("set {variable}=true or {variable}=false"),
+        )),
+    }
 }
 
 fn parse_ms(variable: &str, field: &'static str, value: &str) -> Result<Duration, ConfigIssue> {

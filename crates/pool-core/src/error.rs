@@ -239,6 +239,48 @@ impl<E: fmt::Display> fmt::Display for TimeoutError<E> {
     }
 }
 
+/// The database is unavailable: the pool lost it and is reconnecting.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct UnavailableError<E> {
+    /// How long ago the pool lost the database.
+    pub down_for: Duration,
+    /// Reconnection probes made so far.
+    pub attempts: u64,
+    /// Time until the next scheduled probe (a caller's demand can bring it
+    /// forward).
+    pub next_attempt_in: Duration,
+    /// The connection failure that is keeping the pool down.
+    pub last_error: Option<Arc<ConnectionError<E>>>,
+    /// The pool's statistics when the caller was turned away.
+    pub statistics: Statistics,
+}
+
+impl<E: fmt::Display> fmt::Display for UnavailableError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "database unavailable: the pool lost it {:.1} s ago and is reconnecting ({} attempts so far, next in {} ms)",
+            self.down_for.as_secs_f64(),
+            self.attempts,
+            self.next_attempt_in.as_millis()
+        )?;
+        if let Some(last) = &self.last_error {
+            write!(f, "; last connection error: {last}")?;
+        }
+        write!(
+            f,
+            ". Suggestion: retry shortly (each request brings a reconnection forward); set POOL_WAIT_FOR_RECOVERY=true to wait up to POOL_ACQUIRE_TIMEOUT_MS instead of failing at once"
+        )
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for UnavailableError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.last_error.as_deref().map(|e| e as _)
+    }
+}
+
 /// `build()` could not open and validate its first `min_size` connections.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -286,6 +328,10 @@ pub enum PoolError<E: std::error::Error + 'static> {
     /// [`Manager::is_retryable`](crate::Manager::is_retryable)).
     #[error("{0}. Suggestion: check the connection settings (user, password, database name)")]
     Connection(#[source] Arc<ConnectionError<E>>),
+    /// The pool lost the database and is reconnecting; no idle connection
+    /// was usable. Returned at once unless `wait_for_recovery` is set.
+    #[error(transparent)]
+    Unavailable(Box<UnavailableError<E>>),
     /// `try_acquire()` found no idle connection.
     #[error(
         "no idle connection available without waiting ({} active of max {}). Suggestion: use acquire() to wait, or increase POOL_MAX_SIZE",
@@ -306,6 +352,11 @@ impl<E: std::error::Error + 'static> PoolError<E> {
     /// True when the pool is closed.
     pub fn is_closed(&self) -> bool {
         matches!(self, PoolError::Closed)
+    }
+
+    /// True when the database is unavailable and the pool is reconnecting.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, PoolError::Unavailable(_))
     }
 
     /// True when `try_acquire()` found nothing idle.
@@ -335,6 +386,7 @@ impl<E: std::error::Error + 'static> PoolError<E> {
     pub fn statistics(&self) -> Option<&Statistics> {
         match self {
             PoolError::Timeout(t) => Some(&t.statistics),
+            PoolError::Unavailable(u) => Some(&u.statistics),
             PoolError::Exhausted(s) => Some(s),
             _ => None,
         }
@@ -344,6 +396,7 @@ impl<E: std::error::Error + 'static> PoolError<E> {
     pub fn connection_error(&self) -> Option<&ConnectionError<E>> {
         match self {
             PoolError::Timeout(t) => t.last_error.as_deref(),
+            PoolError::Unavailable(u) => u.last_error.as_deref(),
             PoolError::Init(i) => Some(&i.cause),
             PoolError::Connection(c) => Some(c),
             _ => None,

@@ -32,6 +32,11 @@ pub struct PooledConnection<M: Manager> {
 impl<M: Manager> PooledConnection<M> {
     /// Lends `conn` under `permit`, as of `now`.
     pub(crate) fn new(conn: Conn<M::Connection>, permit: Permit<M>, now: Instant) -> Self {
+        let shared = permit.shared();
+        shared
+            .stats
+            .seats
+            .lend(conn.slot.seat(), conn.id, shared.ms_since_start(now));
         Self {
             conn: Some(conn),
             permit,
@@ -75,6 +80,7 @@ impl<M: Manager> PooledConnection<M> {
     pub fn discard(mut self) {
         if let Some(conn) = self.conn.take() {
             let stats = &self.permit.shared().stats;
+            stats.seats.unlend(conn.slot.seat());
             stats.releases.incr();
             stats.hold_time.record(self.acquired_at.elapsed());
             conn.retire(RetireReason::Discarded);
@@ -103,6 +109,7 @@ impl<M: Manager> Drop for PooledConnection<M> {
         };
         let shared = self.permit.shared();
         let now = Instant::now();
+        shared.stats.seats.unlend(conn.slot.seat());
         shared.stats.releases.incr();
         shared
             .stats

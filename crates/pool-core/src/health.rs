@@ -4,7 +4,8 @@
 //! a few atomics, so it can be called on every request (a load balancer's
 //! probe, a `/health` endpoint). The rules, in order:
 //!
-//! 1. A closed pool is `unhealthy`.
+//! 1. A pool that is `RECOVERING` (the database was lost), shutting down or
+//!    terminated is `unhealthy`.
 //! 2. No open connection while a connection failed in the last
 //!    [`RECENT_ERROR_WINDOW`] (the database cannot be reached) is
 //!    `unhealthy`.
@@ -23,6 +24,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::reconnect::RecoveryView;
+use crate::state::PoolState;
 use crate::stats::rfc3339;
 
 /// How long a connection failure keeps the pool `degraded`: 60 s.
@@ -93,6 +96,8 @@ pub struct DatabaseHealth {
 pub struct HealthStatus {
     /// The verdict.
     pub status: HealthState,
+    /// The pool's state machine (`RECOVERING`, `SHUTTING_DOWN`, ...).
+    pub pool_state: PoolState,
     /// When the check ran (RFC 3339, UTC).
     pub timestamp: String,
     /// The database side of the verdict.
@@ -110,7 +115,8 @@ pub(crate) struct HealthInputs {
     pub(crate) active: u64,
     pub(crate) waiting: u64,
     pub(crate) max: u64,
-    pub(crate) closed: bool,
+    pub(crate) state: PoolState,
+    pub(crate) recovery: Option<RecoveryView>,
     pub(crate) healthy_percent: u32,
     pub(crate) degraded_percent: u32,
     /// Time since the last connection failure, if any.
@@ -133,10 +139,20 @@ pub(crate) fn assess(inputs: HealthInputs) -> HealthStatus {
 
     let mut unhealthy = Vec::new();
     let mut degraded = Vec::new();
-    if inputs.closed {
-        unhealthy.push("the pool is closed".to_owned());
+    if inputs.state.is_closing() {
+        unhealthy.push(format!(
+            "the pool is {}",
+            inputs.state.as_str().to_lowercase().replace('_', " ")
+        ));
     }
-    if unreachable {
+    if let Some(recovery) = inputs.recovery {
+        unhealthy.push(format!(
+            "the database was lost {:.1} s ago; reconnecting ({} attempts, next in {} ms)",
+            recovery.down_for.as_secs_f64(),
+            recovery.attempts,
+            recovery.next_attempt_in.as_millis()
+        ));
+    } else if unreachable {
         unhealthy.push(format!(
             "no open connection and connecting failed in the last {} s: {}",
             RECENT_ERROR_WINDOW.as_secs(),
@@ -167,7 +183,9 @@ pub(crate) fn assess(inputs: HealthInputs) -> HealthStatus {
     } else {
         (HealthState::Healthy, Vec::new())
     };
-    let db_status = if inputs.total > 0 {
+    let db_status = if inputs.recovery.is_some() {
+        "down"
+    } else if inputs.total > 0 {
         "up"
     } else if recent_error {
         "down"
@@ -176,6 +194,7 @@ pub(crate) fn assess(inputs: HealthInputs) -> HealthStatus {
     };
     HealthStatus {
         status,
+        pool_state: inputs.state,
         timestamp: rfc3339(SystemTime::now()),
         database: DatabaseHealth {
             status: db_status,

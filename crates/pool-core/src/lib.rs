@@ -52,10 +52,14 @@ mod maintenance;
 mod manager;
 mod open;
 mod pool;
+mod reconnect;
 mod recycle;
+mod seats;
 mod semaphore;
 mod shared;
+mod shutdown;
 mod slot;
+mod state;
 mod stats;
 mod sync;
 
@@ -63,19 +67,24 @@ pub use config::{
     PoolConfig, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_HEALTH_DEGRADED_PERCENT,
     DEFAULT_HEALTH_HEALTHY_PERCENT, DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_MAX_IDLE_TIME,
     DEFAULT_MAX_LIFETIME, DEFAULT_MAX_LIFETIME_JITTER_PERCENT, DEFAULT_MAX_QUERIES,
-    DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, DEFAULT_VALIDATION_SKIP_WINDOW, DEFAULT_VALIDATION_TIMEOUT,
-    MAX_DURATION, MAX_LIFETIME_JITTER_PERCENT, MAX_POOL_SIZE,
+    DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, DEFAULT_RECONNECT_INITIAL_DELAY,
+    DEFAULT_RECONNECT_MAX_DELAY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_VALIDATION_SKIP_WINDOW,
+    DEFAULT_VALIDATION_TIMEOUT, MAX_DURATION, MAX_LIFETIME_JITTER_PERCENT, MAX_POOL_SIZE,
 };
 pub use env::POOL_VARIABLES;
 pub use error::{
     ConfigError, ConfigIssue, ConnectionError, InitError, Phase, PoolError, TimeoutError,
+    UnavailableError,
 };
 pub use guard::PooledConnection;
 pub use health::{DatabaseHealth, HealthState, HealthStatus, PoolHealth, RECENT_ERROR_WINDOW};
 pub use histogram::LatencySummary;
 pub use maintenance::REPLENISH_CONCURRENCY;
-pub use manager::Manager;
+pub use manager::{ForceClose, Manager};
 pub use open::WARM_UP_BATCH;
 pub use pool::Pool;
+pub use reconnect::DEMAND_PROBE_INTERVAL;
 pub use recycle::RetireReason;
+pub use shutdown::{ForcedConnection, ShutdownReport};
+pub use state::PoolState;
 pub use stats::{ClosedByReason, Statistics, RECENT_WINDOW};

@@ -23,11 +23,13 @@ use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::manager::Manager;
-use crate::open::connect;
+use crate::open::{connect, validate};
+use crate::reconnect;
 use crate::recycle::{on_maintenance, RetireReason};
 use crate::shared::{Permit, Shared};
 use crate::slot::Slot;
-use crate::sync::{Arc, Weak};
+use crate::state::PoolState;
+use crate::sync::{Arc, Ordering, Weak};
 
 /// Most connections maintenance opens at the same time.
 pub const REPLENISH_CONCURRENCY: usize = 2;
@@ -64,8 +66,54 @@ async fn run<M: Manager>(weak: Weak<Shared<M>>, interval: Duration) {
 /// (and tests) can drive it directly.
 pub(crate) async fn run_once<M: Manager>(shared: &Arc<Shared<M>>) {
     shared.stats.maintenance_runs.incr();
+    if shared.sweep_requested.swap(false, Ordering::AcqRel) {
+        sweep(shared).await;
+    }
     retire_stale(shared);
-    replenish(shared).await;
+    if shared.state.get() != PoolState::Recovering {
+        replenish(shared).await;
+    }
+    shared.refresh_state();
+}
+
+/// After a sign of a server restart: validates every idle connection at
+/// once (each under a permit, so callers queue instead of spinning), and
+/// closes the dead ones, rather than letting callers find them one by one.
+async fn sweep<M: Manager>(shared: &Arc<Shared<M>>) {
+    let mut batch = Vec::new();
+    while shared.semaphore.try_acquire().is_ok() {
+        let permit = Permit::taken(Arc::clone(shared));
+        let Some(conn) = shared.idle.pop() else {
+            drop(permit);
+            break;
+        };
+        batch.push((conn, permit));
+    }
+    let checked = batch.len();
+    let results = join_all(batch.into_iter().map(|(mut conn, permit)| async move {
+        let alive = validate(shared, &mut conn).await.is_ok();
+        (conn, permit, alive)
+    }))
+    .await;
+    let mut dead = 0;
+    for (mut conn, permit, alive) in results {
+        if alive {
+            conn.last_used = Instant::now();
+            shared.return_to_idle(conn);
+        } else {
+            dead += 1;
+            conn.retire(RetireReason::ValidationFailed);
+        }
+        drop(permit);
+    }
+    if checked > 0 {
+        tracing::info!(
+            target: "pool_core::maintenance",
+            checked,
+            dead,
+            "validated idle connections after a sign of a server restart: {dead} of {checked} dead"
+        );
+    }
 }
 
 fn retire_stale<M: Manager>(shared: &Shared<M>) {
@@ -159,6 +207,14 @@ async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
             drop(permit);
         }
         if failed {
+            let gauges = shared.stats.gauges.read();
+            if gauges.idle + gauges.in_use == 0 {
+                reconnect::enter(
+                    shared,
+                    "no connection is open and maintenance could not open one",
+                );
+                return;
+            }
             tracing::warn!(
                 target: "pool_core::maintenance",
                 min_size,

@@ -9,6 +9,10 @@
 
 use std::future::Future;
 
+/// Aborts one connection from outside, e.g. by aborting the task that
+/// drives its socket. Must be quick and must not block.
+pub type ForceClose = Box<dyn Fn() + Send + Sync>;
+
 /// Creates, validates and judges the connections of a [`Pool`](crate::Pool).
 ///
 /// # Contract
@@ -67,6 +71,15 @@ pub trait Manager: Send + Sync + 'static {
     fn statements(&self, conn: &Self::Connection) -> u64 {
         let _ = conn;
         0
+    }
+
+    /// A way to abort `conn` while a caller still holds it, used by
+    /// `shutdown()` for connections not returned within its grace period.
+    /// Called once, right after [`create`](Manager::create). The default
+    /// (`None`) means such connections are left to close when returned.
+    fn force_closer(&self, conn: &Self::Connection) -> Option<ForceClose> {
+        let _ = conn;
+        None
     }
 
     /// Whether a failed [`create`](Manager::create) may succeed if retried.

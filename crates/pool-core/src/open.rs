@@ -83,6 +83,10 @@ pub(crate) async fn connect<M: Manager>(
     let failure = match tokio::time::timeout(timeout, shared.manager.create()).await {
         Ok(Ok(raw)) => {
             slot.set(SlotState::InUse);
+            shared
+                .stats
+                .seats
+                .set_force_close(slot.seat(), shared.manager.force_closer(&raw));
             shared.stats.connections_created.incr();
             shared.stats.create_time.record(started.elapsed());
             let id = shared.next_connection_id();

@@ -10,6 +10,7 @@
 
 use std::fmt;
 
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -20,6 +21,7 @@ use crate::maintenance;
 use crate::manager::Manager;
 use crate::open::warm_up;
 use crate::shared::Shared;
+use crate::state::PoolState;
 use crate::stats::Statistics;
 use crate::sync::{Arc, Mutex};
 
@@ -37,7 +39,7 @@ struct Handle<M: Manager> {
 
 impl<M: Manager> Drop for Handle<M> {
     fn drop(&mut self) {
-        self.shared.close();
+        close_now(&self.shared, "the last pool handle was dropped");
         // The task also sees the closed pool and stops by itself; aborting
         // makes that immediate even if it is in the middle of a connect.
         if let Some(task) = self.maintenance.lock().take() {
@@ -82,9 +84,10 @@ impl<M: Manager> Pool<M> {
         let shared = Arc::new(Shared::new(manager, config));
         if let Err(error) = warm_up(&shared).await {
             tracing::error!(target: "pool_core::init", error = %error, "connection pool initialization failed");
-            shared.close();
+            close_now(&shared, "initialization failed");
             return Err(error);
         }
+        shared.refresh_state();
         let task = maintenance::spawn(&shared);
         tracing::info!(
             target: "pool_core::init",
@@ -105,6 +108,21 @@ impl<M: Manager> Pool<M> {
 
     pub(crate) fn shared(&self) -> &Arc<Shared<M>> {
         &self.handle.shared
+    }
+
+    pub(crate) fn take_maintenance_task(&self) -> Option<JoinHandle<()>> {
+        self.handle.maintenance.lock().take()
+    }
+
+    /// The pool's current state.
+    pub fn state(&self) -> PoolState {
+        self.shared().state.get()
+    }
+
+    /// A receiver that sees every state transition (the latest state is
+    /// always readable with `borrow()`).
+    pub fn subscribe_state(&self) -> watch::Receiver<PoolState> {
+        self.shared().state.subscribe()
     }
 
     /// A snapshot of the pool's gauges, counters and latency percentiles.
@@ -135,18 +153,32 @@ impl<M: Manager> Pool<M> {
         &self.shared().manager
     }
 
-    /// Closes the pool: queued and future `acquire()` calls fail with
-    /// [`PoolError::Closed`], idle connections close at once, maintenance
-    /// stops, and borrowed connections close when they are returned.
-    /// Idempotent.
+    /// Closes the pool at once, without waiting: queued and future
+    /// `acquire()` calls fail with [`PoolError::Closed`], idle connections
+    /// close, background tasks stop, borrowed connections close when they
+    /// are returned, and the state becomes `TERMINATED`. Idempotent. Prefer
+    /// [`shutdown`](Pool::shutdown), which waits for borrowed connections.
     pub fn close(&self) {
-        self.shared().close();
+        close_now(self.shared(), "close() called");
+        if let Some(task) = self.take_maintenance_task() {
+            task.abort();
+        }
     }
 
     /// Whether [`close`](Pool::close) was called (or the pool failed to
     /// build).
     pub fn is_closed(&self) -> bool {
         self.shared().is_closed()
+    }
+}
+
+/// Closes without waiting and moves the state to `TERMINATED`.
+fn close_now<M: Manager>(shared: &Shared<M>, reason: &str) {
+    let first = shared.state.transition(PoolState::ShuttingDown, reason);
+    let idle_closed = shared.close();
+    if first {
+        shared.state.transition(PoolState::Terminated, reason);
+        tracing::info!(target: "pool_core::pool", idle_closed, reason, "connection pool closed");
     }
 }
 

@@ -26,10 +26,13 @@ use crate::error::ConnectionError;
 use crate::health::{assess, HealthInputs, HealthStatus};
 use crate::idle::{Conn, IdleQueue};
 use crate::manager::Manager;
+use crate::reconnect::Recovery;
 use crate::recycle::RetireReason;
 use crate::semaphore::Semaphore;
+use crate::shutdown::ShutdownReport;
+use crate::state::{PoolState, StateCell};
 use crate::stats::{SnapshotContext, Statistics, Stats};
-use crate::sync::{Arc, AtomicU64, Ordering};
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
 
 /// Everything a pool's handles, guards and tasks share.
 pub(crate) struct Shared<M: Manager> {
@@ -42,6 +45,17 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) last_error: ArcSwapOption<ConnectionError<M::Error>>,
     /// Wakes the maintenance task (on close, or on demand).
     pub(crate) maintenance_wakeup: Arc<Notify>,
+    /// The state machine (`state.rs`).
+    pub(crate) state: StateCell,
+    /// The ongoing recovery, if any (`reconnect.rs`).
+    pub(crate) recovery: Recovery,
+    /// The report of the shutdown, once done.
+    pub(crate) shutdown_report: Mutex<Option<ShutdownReport>>,
+    /// `1 + ms since start` of the last sign that the server restarted:
+    /// idle connections last used before it are validated before use.
+    suspect_before: AtomicU64,
+    /// Asks maintenance to validate every idle connection now.
+    pub(crate) sweep_requested: AtomicBool,
     next_connection_id: AtomicU64,
     /// `1 + ms since start` of the last failure; 0 = never.
     last_error_at: AtomicU64,
@@ -62,9 +76,14 @@ impl<M: Manager> Shared<M> {
             manager,
             semaphore: Semaphore::new(max_size),
             idle: IdleQueue::new(max_size),
-            stats: Arc::new(Stats::default()),
+            stats: Arc::new(Stats::new(max_size)),
             last_error: ArcSwapOption::empty(),
             maintenance_wakeup: Arc::new(Notify::new()),
+            state: StateCell::new(),
+            recovery: Recovery::default(),
+            shutdown_report: Mutex::new(None),
+            suspect_before: AtomicU64::new(0),
+            sweep_requested: AtomicBool::new(false),
             next_connection_id: AtomicU64::new(1),
             last_error_at: AtomicU64::new(0),
             last_health_check_at: AtomicU64::new(0),
@@ -81,6 +100,55 @@ impl<M: Manager> Shared<M> {
 
     pub(crate) fn is_closed(&self) -> bool {
         self.semaphore.is_closed()
+    }
+
+    /// A sign that the server may have restarted (a connection found
+    /// closed, a failed liveness check): every idle connection last used
+    /// before now is validated before it is handed out, and maintenance is
+    /// asked to validate them all at once.
+    pub(crate) fn suspect_idle_connections(&self) {
+        let now_ms = self.ms_since_start(Instant::now());
+        self.suspect_before.fetch_max(now_ms + 1, Ordering::Relaxed);
+        if !self.sweep_requested.swap(true, Ordering::AcqRel) {
+            self.maintenance_wakeup.notify_one();
+        }
+    }
+
+    /// Whether a connection last used at `last_used` must be validated
+    /// because of a suspected restart.
+    #[inline]
+    pub(crate) fn is_suspect(&self, last_used: Instant) -> bool {
+        let suspect_before = self.suspect_before.load(Ordering::Relaxed);
+        suspect_before != 0 && self.ms_since_start(last_used) < suspect_before
+    }
+
+    /// Re-evaluates `HEALTHY`/`DEGRADED`/`UNHEALTHY` from the health
+    /// verdict. Does nothing in the other states.
+    pub(crate) fn refresh_state(&self) {
+        let current = self.state.get();
+        if !matches!(
+            current,
+            PoolState::Initializing
+                | PoolState::Healthy
+                | PoolState::Degraded
+                | PoolState::Unhealthy
+        ) {
+            return;
+        }
+        let verdict = self.assess_health(false);
+        let to = match verdict.status {
+            crate::health::HealthState::Healthy => PoolState::Healthy,
+            crate::health::HealthState::Degraded => PoolState::Degraded,
+            crate::health::HealthState::Unhealthy => PoolState::Unhealthy,
+        };
+        if to != current {
+            let reason = if verdict.reasons.is_empty() {
+                "capacity available and no recent failure".to_owned()
+            } else {
+                verdict.reasons.join("; ")
+            };
+            self.state.transition(to, &reason);
+        }
     }
 
     /// Milliseconds from build to `now`, on the runtime's clock.
@@ -119,7 +187,7 @@ impl<M: Manager> Shared<M> {
             max_size: self.config.max_size,
             waiting: self.semaphore.waiting(),
             peak_waiting: self.semaphore.peak_waiting(),
-            closed: self.is_closed(),
+            state: self.state.get(),
             now_ms,
             created_at: self.created_at,
             last_health_check: self.wall_time(self.last_health_check_at.load(Ordering::Relaxed)),
@@ -129,21 +197,32 @@ impl<M: Manager> Shared<M> {
     }
 
     /// The health verdict from the gauges and a few atomics: no snapshot,
-    /// no histogram, no lock.
+    /// no histogram, no lock. Also moves the state machine if the verdict
+    /// changed.
     pub(crate) fn health_check(&self) -> HealthStatus {
+        let verdict = self.assess_health(true);
+        self.refresh_state();
+        verdict
+    }
+
+    fn assess_health(&self, record: bool) -> HealthStatus {
         let now_ms = self.ms_since_start(Instant::now());
-        self.last_health_check_at
-            .store(1 + now_ms, Ordering::Relaxed);
+        if record {
+            self.last_health_check_at
+                .store(1 + now_ms, Ordering::Relaxed);
+        }
         let gauges = self.stats.gauges.read();
         let last_error_at = self.last_error_at.load(Ordering::Relaxed);
         let latency = self.last_validation_us.load(Ordering::Relaxed);
+        let state = self.state.get();
         assess(HealthInputs {
             total: gauges.open(),
             idle: gauges.idle,
             active: gauges.in_use,
             waiting: self.semaphore.waiting(),
             max: u64::from(self.config.max_size),
-            closed: self.is_closed(),
+            state,
+            recovery: (state == PoolState::Recovering).then(|| self.recovery.view(now_ms)),
             healthy_percent: self.config.health_healthy_percent,
             degraded_percent: self.config.health_degraded_percent,
             since_last_error: last_error_at
@@ -179,17 +258,19 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Closes the pool: fails waiters and future acquires, closes idle
-    /// connections, stops maintenance. Returns whether this call closed it.
-    pub(crate) fn close(&self) -> bool {
-        let first = !self.is_closed();
+    /// The mechanics of closing, shared by `close()`, `shutdown()` and a
+    /// dropped pool: fails waiters and future acquires, closes idle
+    /// connections, stops maintenance and the reconnect supervisor. Returns
+    /// how many idle connections it closed. The caller moves the state.
+    pub(crate) fn close(&self) -> usize {
+        self.stats.closing.store(true, Ordering::Release);
         self.semaphore.close();
         let closed = self.idle.drain(RetireReason::PoolClosed);
         self.maintenance_wakeup.notify_one();
-        if first {
-            tracing::info!(target: "pool_core::pool", idle_closed = closed, "connection pool closed");
+        if let Some(task) = self.recovery.stop() {
+            drop(task);
         }
-        first
+        closed
     }
 }
 

@@ -87,6 +87,8 @@ impl Gauges {
 pub(crate) struct Slot {
     stats: Arc<Stats>,
     state: SlotState,
+    /// This connection's seat in the lent registry (`seats.rs`).
+    seat: usize,
     /// Counted when the slot drops; `Dropped` unless someone said why.
     close_reason: RetireReason,
 }
@@ -97,8 +99,16 @@ impl Slot {
     pub(crate) fn try_open(stats: &Arc<Stats>, max_size: u64) -> Option<Slot> {
         let gauges = &stats.gauges.0;
         let mut word = gauges.load(Ordering::Acquire);
+        if GaugeReading::unpack(word).open() >= max_size {
+            return None;
+        }
+        // There is one seat per possible connection, so a seat is free
+        // whenever there is room; take it first, give it back if the CAS
+        // finds the pool full after all.
+        let seat = stats.seats.take()?;
         loop {
             if GaugeReading::unpack(word).open() >= max_size {
+                stats.seats.give_back(seat);
                 return None;
             }
             match gauges.compare_exchange_weak(
@@ -111,6 +121,7 @@ impl Slot {
                     return Some(Slot {
                         stats: Arc::clone(stats),
                         state: SlotState::Opening,
+                        seat,
                         close_reason: RetireReason::Dropped,
                     })
                 }
@@ -132,6 +143,11 @@ impl Slot {
 }
 
 impl Slot {
+    /// This connection's seat in the lent registry.
+    pub(crate) fn seat(&self) -> usize {
+        self.seat
+    }
+
     /// Records why this connection is being closed.
     pub(crate) fn set_close_reason(&mut self, reason: RetireReason) {
         self.close_reason = reason;
@@ -147,6 +163,10 @@ impl Drop for Slot {
         if self.state != SlotState::Opening {
             self.stats.closed_by_reason[self.close_reason.index()].incr();
         }
+        self.stats.seats.give_back(self.seat);
+        if self.stats.closing.load(Ordering::Acquire) {
+            self.stats.drained.notify_waiters();
+        }
     }
 }
 
@@ -156,7 +176,7 @@ mod tests {
 
     #[test]
     fn slots_move_between_states_and_give_capacity_back_on_drop() {
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(Stats::new(2));
         let mut a = Slot::try_open(&stats, 2).expect("room for one");
         let mut b = Slot::try_open(&stats, 2).expect("room for two");
         assert!(

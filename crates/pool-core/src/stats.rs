@@ -14,8 +14,12 @@ use serde::Serialize;
 
 use crate::histogram::{LatencyHistogram, LatencySummary, WindowedHistogram};
 use crate::recycle::RetireReason;
+use crate::seats::Seats;
 use crate::slot::Gauges;
-use crate::sync::{AtomicU64, Ordering};
+use tokio::sync::Notify;
+
+use crate::state::PoolState;
+use crate::sync::{AtomicBool, AtomicU64, Ordering};
 
 /// The span of the "recent" latency window: 60 s.
 pub const RECENT_WINDOW: Duration = Duration::from_secs(60);
@@ -58,6 +62,12 @@ impl Peak {
 #[derive(Debug)]
 pub(crate) struct Stats {
     pub(crate) gauges: Gauges,
+    /// Which connections are lent out; owned by the slots like the gauges.
+    pub(crate) seats: Seats,
+    /// Set when the pool closes; from then on every slot dropped wakes
+    /// `drained` (shutdown waits on it).
+    pub(crate) closing: AtomicBool,
+    pub(crate) drained: Notify,
     pub(crate) acquisitions_immediate: Counter,
     pub(crate) acquisitions_waited: Counter,
     pub(crate) releases: Counter,
@@ -78,10 +88,14 @@ pub(crate) struct Stats {
     pub(crate) hold_time: LatencyHistogram,
 }
 
-impl Default for Stats {
-    fn default() -> Self {
+impl Stats {
+    /// Statistics (and seats) for a pool of at most `max_size` connections.
+    pub(crate) fn new(max_size: usize) -> Self {
         Self {
             gauges: Gauges::default(),
+            seats: Seats::new(max_size),
+            closing: AtomicBool::new(false),
+            drained: Notify::new(),
             acquisitions_immediate: Counter::default(),
             acquisitions_waited: Counter::default(),
             releases: Counter::default(),
@@ -131,7 +145,7 @@ pub(crate) struct SnapshotContext {
     pub(crate) max_size: u32,
     pub(crate) waiting: u64,
     pub(crate) peak_waiting: u64,
-    pub(crate) closed: bool,
+    pub(crate) state: PoolState,
     pub(crate) now_ms: u64,
     pub(crate) created_at: SystemTime,
     pub(crate) last_health_check: Option<SystemTime>,
@@ -147,7 +161,7 @@ impl Stats {
         let wait_time = self.wait_time.summary();
         let closed = |reason: RetireReason| self.closed_by_reason[reason.index()].get();
         Statistics {
-            state: if ctx.closed { "closed" } else { "open" },
+            state: ctx.state,
             min_size: u64::from(ctx.min_size),
             max_size: u64::from(ctx.max_size),
             total_connections: gauges.open(),
@@ -239,8 +253,8 @@ pub struct ClosedByReason {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Statistics {
-    /// `open`, or `closed` once the pool was closed or dropped.
-    pub state: &'static str,
+    /// The pool's state (`HEALTHY`, `RECOVERING`, `TERMINATED`, ...).
+    pub state: PoolState,
     /// The configured `min_size`.
     pub min_size: u64,
     /// The configured `max_size`.

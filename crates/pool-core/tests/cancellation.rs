@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{assert_nothing_lost, config, eventually, pool, FakeManager, Gate};
-use pool_core::Pool;
+use pool_core::{Pool, PoolState};
 
 #[tokio::test(start_paused = true)]
 async fn a_caller_cancelled_while_queued_gives_up_its_place() {
@@ -152,6 +152,16 @@ async fn the_cancellation_matrix_loses_nothing_in_any_combination() {
             pool.manager().set_create(Gate::Ok);
             pool.manager().set_validate(Gate::Ok);
             assert_nothing_lost(&pool).await;
+            // If every connection was lost, the pool is reconnecting: let
+            // its supervisor finish (bounded) before asking again.
+            let mut states = pool.subscribe_state();
+            tokio::time::timeout(
+                Duration::from_secs(60),
+                states.wait_for(|s| *s != PoolState::Recovering),
+            )
+            .await
+            .expect("recovered within its backoff")
+            .unwrap();
             let started = tokio::time::Instant::now();
             let conn = pool.acquire().await.unwrap_or_else(|e| {
                 panic!("create={create:?} validate={validate:?}: fresh acquire failed: {e}")

@@ -207,5 +207,5 @@ async fn closing_fails_waiters_and_new_acquires_and_closes_idle_connections() {
         s.idle_connections, 0,
         "a connection returned to a closed pool is closed"
     );
-    assert_eq!(s.state, "closed");
+    assert_eq!(s.state, pool_core::PoolState::Terminated);
 }

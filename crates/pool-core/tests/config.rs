@@ -35,6 +35,9 @@ fn every_pool_variable_is_read() {
         ("POOL_MAINTENANCE_INTERVAL_MS", "1000"),
         ("POOL_HEALTH_HEALTHY_PERCENT", "90"),
         ("POOL_HEALTH_DEGRADED_PERCENT", "40"),
+        ("POOL_WAIT_FOR_RECOVERY", "true"),
+        ("POOL_RECONNECT_INITIAL_DELAY_MS", "500"),
+        ("POOL_RECONNECT_MAX_DELAY_MS", "8000"),
         ("PATH", "/usr/bin"),
     ])
     .unwrap();
@@ -55,7 +58,10 @@ fn every_pool_variable_is_read() {
         ),
         (90, 40)
     );
-    assert_eq!(POOL_VARIABLES.len(), 13);
+    assert!(config.wait_for_recovery);
+    assert_eq!(config.reconnect_initial_delay, Duration::from_millis(500));
+    assert_eq!(config.reconnect_max_delay, Duration::from_secs(8));
+    assert_eq!(POOL_VARIABLES.len(), 16);
 }
 
 #[test]
@@ -110,6 +116,19 @@ fn out_of_range_recycling_and_health_settings_are_reported() {
             "POOL_MAX_LIFETIME_JITTER_PERCENT",
             "POOL_HEALTH_DEGRADED_PERCENT"
         ]
+    );
+}
+
+#[test]
+fn a_flag_accepts_true_and_false_words_and_rejects_others() {
+    for (text, expected) in [("true", true), ("0", false), ("YES", true), ("off", false)] {
+        let config = PoolConfig::from_iter([("POOL_WAIT_FOR_RECOVERY", text)]).unwrap();
+        assert_eq!(config.wait_for_recovery, expected, "{text}");
+    }
+    let err = PoolConfig::from_iter([("POOL_WAIT_FOR_RECOVERY", "sometimes")]).unwrap_err();
+    assert!(
+        err.to_string().contains("POOL_WAIT_FOR_RECOVERY=true"),
+        "{err}"
     );
 }
 

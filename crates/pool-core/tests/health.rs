@@ -105,7 +105,12 @@ async fn a_closed_pool_is_unhealthy() {
     pool.close();
     let health = pool.health_check();
     assert_eq!(health.status, HealthState::Unhealthy);
-    assert!(health.reasons.iter().any(|r| r.contains("closed")));
+    assert_eq!(health.pool_state, pool_core::PoolState::Terminated);
+    assert!(
+        health.reasons.iter().any(|r| r.contains("terminated")),
+        "{:?}",
+        health.reasons
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,8 +7,8 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::{assert_nothing_lost, config, FakeManager, Gate};
-use pool_core::{Pool, PoolConfig};
+use common::{assert_nothing_lost, config, eventually, FakeManager, Gate};
+use pool_core::{Pool, PoolConfig, PoolState};
 
 const LIFETIME: Duration = Duration::from_secs(10);
 
@@ -145,21 +145,53 @@ async fn replenishing_opens_at_most_two_connections_at_a_time() {
 
 #[tokio::test(start_paused = true)]
 async fn replenishing_stops_at_the_first_failure_and_retries_next_round() {
-    let pool = build(config(2, 4).max_lifetime(LIFETIME)).await;
+    let pool = build(config(3, 4).max_lifetime(LIFETIME)).await;
+    let held = pool.acquire().await.unwrap();
     pool.manager().set_create(Gate::Err);
     tokio::time::advance(LIFETIME).await;
     pool.run_maintenance().await;
     let s = pool.statistics();
-    assert_eq!(s.total_connections, 0);
+    assert_eq!(s.total_connections, 1, "only the held connection is left");
     assert!(
         s.connection_failures <= 2,
         "no storm: {}",
         s.connection_failures
     );
     assert!(s.maintenance_errors >= 1);
+    assert_ne!(
+        pool.state(),
+        PoolState::Recovering,
+        "a connection is still open"
+    );
     pool.manager().set_create(Gate::Ok);
     pool.run_maintenance().await;
-    assert_eq!(pool.statistics().total_connections, 2);
+    assert_eq!(pool.statistics().total_connections, 3);
+    drop(held);
+    assert_nothing_lost(&pool).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn losing_every_connection_hands_replenishing_to_the_reconnect_supervisor() {
+    let pool = build(config(2, 4).max_lifetime(LIFETIME)).await;
+    pool.manager().set_create(Gate::Err);
+    tokio::time::advance(LIFETIME).await;
+    pool.run_maintenance().await;
+    assert_eq!(pool.state(), PoolState::Recovering);
+    pool.run_maintenance().await;
+    assert!(
+        pool.statistics().connection_failures <= 2,
+        "maintenance does not connect while recovering"
+    );
+    pool.manager().set_create(Gate::Ok);
+    let mut states = pool.subscribe_state();
+    tokio::time::timeout(
+        Duration::from_secs(5),
+        states.wait_for(|s| *s != PoolState::Recovering),
+    )
+    .await
+    .expect("the first probe, after about 1 s, succeeds")
+    .unwrap();
+    eventually(&pool, "refilled to min_size", |s| s.total_connections == 2).await;
     assert_nothing_lost(&pool).await;
 }
 

@@ -1,0 +1,246 @@
+//! Reconnection: capped exponential backoff with jitter, and the one
+//! supervisor that probes the database while the pool is `RECOVERING`.
+//!
+//! The pool enters `RECOVERING` when the database is lost: a connect failed
+//! with a transient error while no connection was idle or lent out. Then:
+//!
+//! * callers stop connecting (they fail at once with `Unavailable`, or wait
+//!   for the recovery if `wait_for_recovery` is set), so a dead database is
+//!   never stormed by every waiting request;
+//! * exactly one supervisor task probes with one connect per attempt, after
+//!   `reconnect_initial_delay`, doubling (±10 % jitter) up to
+//!   `reconnect_max_delay`, forever;
+//! * a caller asking for a connection wakes the supervisor for an early
+//!   probe, at most one per [`DEMAND_PROBE_INTERVAL`], so recovery under
+//!   load takes well under a second after the database is back, while the
+//!   connect rate stays bounded (at most 4 per second).
+//!
+//! A successful probe parks its connection idle, moves the pool to
+//! `HEALTHY`, logs `Connection pool recovered`, and wakes maintenance to
+//! refill to `min_size`. The supervisor holds only a `Weak` reference and
+//! ends with the pool.
+
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::manager::Manager;
+use crate::open::connect;
+use crate::shared::Shared;
+use crate::slot::Slot;
+use crate::state::PoolState;
+use crate::sync::{Arc, AtomicU64, Mutex, Ordering, Weak};
+
+/// Shortest time between two probes triggered by demand: 250 ms.
+pub const DEMAND_PROBE_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Relative jitter of each backoff delay: ±10 %.
+const JITTER: f64 = 0.10;
+
+/// The delay before attempt `attempt` (1-based): `initial * 2^(attempt-1)`,
+/// capped at `max`, then scaled by `1 + jitter` with `jitter` in
+/// `[-0.1, 0.1]` (pass a value in `[-1, 1]` as `draw`).
+pub(crate) fn backoff_delay(attempt: u32, initial: Duration, max: Duration, draw: f64) -> Duration {
+    let exponent = attempt.saturating_sub(1).min(30);
+    let base = initial.saturating_mul(1u32 << exponent).min(max);
+    base.mul_f64(1.0 + JITTER * draw.clamp(-1.0, 1.0))
+}
+
+/// What the pool knows about an ongoing recovery.
+#[derive(Debug, Default)]
+pub(crate) struct Recovery {
+    /// `1 + ms since start` when the database was lost; 0 when not recovering.
+    since: AtomicU64,
+    /// Probes made in this recovery.
+    attempts: AtomicU64,
+    /// ms since start of the next scheduled probe.
+    next_attempt_at: AtomicU64,
+    /// Wakes the supervisor for an early probe.
+    demand: Arc<Notify>,
+    /// The supervisor task of the current (or last) recovery.
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// A snapshot of an ongoing recovery, for errors and health.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecoveryView {
+    pub(crate) down_for: Duration,
+    pub(crate) attempts: u64,
+    pub(crate) next_attempt_in: Duration,
+}
+
+impl Recovery {
+    /// Asks the supervisor for an early probe (rate-limited by it).
+    pub(crate) fn demand(&self) {
+        self.demand.notify_one();
+    }
+
+    pub(crate) fn view(&self, now_ms: u64) -> RecoveryView {
+        let since = self.since.load(Ordering::Relaxed).saturating_sub(1);
+        RecoveryView {
+            down_for: Duration::from_millis(now_ms.saturating_sub(since)),
+            attempts: self.attempts.load(Ordering::Relaxed),
+            next_attempt_in: Duration::from_millis(
+                self.next_attempt_at
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(now_ms),
+            ),
+        }
+    }
+
+    /// Stops the supervisor, if one runs.
+    pub(crate) fn stop(&self) -> Option<JoinHandle<()>> {
+        let task = self.task.lock().take();
+        if let Some(task) = &task {
+            task.abort();
+        }
+        task
+    }
+}
+
+/// Moves the pool to `RECOVERING` (if the state machine allows it) and
+/// starts the supervisor. Idempotent: a second call while recovering does
+/// nothing but ask for an early probe.
+pub(crate) fn enter<M: Manager>(shared: &Arc<Shared<M>>, reason: &str) {
+    let recovery = &shared.recovery;
+    let now_ms = shared.ms_since_start(Instant::now());
+    // Set before the transition is visible, so an `Unavailable` error built
+    // right after it never reports a stale "since".
+    let previous_since = recovery.since.swap(now_ms + 1, Ordering::AcqRel);
+    if !shared.state.transition(PoolState::Recovering, reason) {
+        recovery.since.store(previous_since, Ordering::Release);
+        recovery.demand();
+        return;
+    }
+    recovery.attempts.store(0, Ordering::Relaxed);
+    let weak = Arc::downgrade(shared);
+    let task = tokio::spawn(supervise(weak));
+    if let Some(old) = recovery.task.lock().replace(task) {
+        old.abort();
+    }
+}
+
+async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
+    let mut attempt: u32 = 0;
+    let mut last_probe = Instant::now();
+    loop {
+        attempt = attempt.saturating_add(1);
+        let (wake_at, demand) = {
+            let Some(shared) = weak.upgrade() else { return };
+            let config = &shared.config;
+            let delay = backoff_delay(
+                attempt,
+                config.reconnect_initial_delay,
+                config.reconnect_max_delay,
+                fastrand::f64() * 2.0 - 1.0,
+            );
+            let wake_at = Instant::now() + delay;
+            shared
+                .recovery
+                .next_attempt_at
+                .store(shared.ms_since_start(wake_at), Ordering::Relaxed);
+            (wake_at, Arc::clone(&shared.recovery.demand))
+        };
+        // Wait for the backoff, or for demand (rate-limited). Only the
+        // `Notify` is held here, not the pool.
+        tokio::select! {
+            () = tokio::time::sleep_until(wake_at) => {}
+            () = demand.notified() => {
+                let earliest = last_probe + DEMAND_PROBE_INTERVAL;
+                // Bounded: at most DEMAND_PROBE_INTERVAL.
+                tokio::time::sleep_until(earliest.min(wake_at)).await;
+            }
+        }
+        let Some(shared) = weak.upgrade() else { return };
+        if shared.state.get() != PoolState::Recovering {
+            return;
+        }
+        let waited = last_probe.elapsed();
+        last_probe = Instant::now();
+        let attempts = shared.recovery.attempts.fetch_add(1, Ordering::Relaxed) + 1;
+        tracing::info!(
+            target: "pool_core::reconnect",
+            attempt = attempts,
+            delay_s = waited.as_secs_f64(),
+            "Reconnection attempt {attempts} after {:.1} s delay",
+            waited.as_secs_f64()
+        );
+        if probe(&shared).await {
+            let down_for = shared
+                .recovery
+                .view(shared.ms_since_start(Instant::now()))
+                .down_for;
+            shared.recovery.since.store(0, Ordering::Relaxed);
+            let gauges = shared.stats.gauges.read();
+            shared.state.transition(
+                PoolState::Healthy,
+                &format!(
+                    "reconnected after {attempts} attempts, {:.1} s down",
+                    down_for.as_secs_f64()
+                ),
+            );
+            tracing::info!(
+                target: "pool_core::reconnect",
+                idle = gauges.idle,
+                total = gauges.open(),
+                attempts,
+                recovery_ms = down_for.as_millis() as u64,
+                "Connection pool recovered: {}/{} connections available",
+                gauges.idle,
+                gauges.open()
+            );
+            shared.maintenance_wakeup.notify_one();
+            return;
+        }
+    }
+}
+
+/// One connect. `true` if the database answered (or the pool already has
+/// connections again).
+async fn probe<M: Manager>(shared: &Arc<Shared<M>>) -> bool {
+    let Some(slot) = Slot::try_open(&shared.stats, u64::from(shared.config.max_size)) else {
+        return true;
+    };
+    match connect(shared, slot).await {
+        Ok(conn) => {
+            shared.return_to_idle(conn);
+            true
+        }
+        // Logged and counted by `connect`.
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backoff_doubles_from_one_second_to_sixteen_and_stays_there() {
+        let (initial, max) = (Duration::from_secs(1), Duration::from_secs(16));
+        let delays: Vec<u64> = (1..=8)
+            .map(|n| backoff_delay(n, initial, max, 0.0).as_secs())
+            .collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 16, 16, 16]);
+    }
+
+    #[test]
+    fn the_jitter_stays_within_ten_percent() {
+        let (initial, max) = (Duration::from_secs(1), Duration::from_secs(16));
+        assert_eq!(
+            backoff_delay(3, initial, max, 1.0),
+            Duration::from_millis(4400)
+        );
+        assert_eq!(
+            backoff_delay(3, initial, max, -1.0),
+            Duration::from_millis(3600)
+        );
+        assert_eq!(
+            backoff_delay(3, initial, max, 7.0),
+            Duration::from_millis(4400)
+        );
+        assert_eq!(backoff_delay(u32::MAX, initial, max, 0.0), max);
+    }
+}

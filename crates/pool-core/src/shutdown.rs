@@ -1,0 +1,177 @@
+//! Graceful shutdown with a deadline.
+//!
+//! `shutdown(timeout)`:
+//!
+//! 1. moves the pool to `SHUTTING_DOWN`: queued and new `acquire()` calls
+//!    fail at once with `PoolError::Closed`, idle connections close at once,
+//!    and a connection that finishes opening from now on is closed at once;
+//! 2. waits, up to `timeout`, for every lent (and opening) connection to
+//!    come back — on state: every slot dropped while closing wakes it;
+//! 3. force-closes what is still lent (through the manager's force-close
+//!    handle), logging each with its connection id and how long it was held;
+//! 4. stops and joins the maintenance task and the reconnect supervisor;
+//! 5. moves to `TERMINATED` and returns a [`ShutdownReport`].
+//!
+//! Idempotent and safe to call concurrently: the first call does the work,
+//! the others wait (bounded by their own `timeout` plus a second) for it and
+//! get the same report with `first == false`.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::time::Instant;
+
+use crate::manager::Manager;
+use crate::pool::Pool;
+use crate::recycle::RetireReason;
+use crate::state::PoolState;
+
+/// A connection still lent out when the grace period ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ForcedConnection {
+    /// The connection's pool-unique id.
+    pub connection_id: u64,
+    /// How long it had been held, in milliseconds.
+    pub held_ms: u64,
+    /// Whether the manager could abort it (otherwise it closes when its
+    /// holder drops it).
+    pub aborted: bool,
+}
+
+/// What `shutdown()` did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Whether this call did the shutdown (`false`: it was already done or
+    /// in progress, and this is that shutdown's report).
+    pub first: bool,
+    /// Idle connections closed at once.
+    pub idle_closed: u64,
+    /// Lent or opening connections that came back within the grace period.
+    pub returned_in_time: u64,
+    /// Connections still lent at the end of the grace period.
+    pub forced: Vec<ForcedConnection>,
+    /// How long the shutdown took, in milliseconds.
+    pub duration_ms: f64,
+}
+
+impl<M: Manager> Pool<M> {
+    /// Shuts the pool down gracefully, waiting up to `timeout` for lent
+    /// connections (see the module documentation of `shutdown.rs`).
+    /// [`DEFAULT_SHUTDOWN_TIMEOUT`](crate::DEFAULT_SHUTDOWN_TIMEOUT) is
+    /// 30 s.
+    pub async fn shutdown(&self, timeout: Duration) -> ShutdownReport {
+        let shared = self.shared();
+        let started = Instant::now();
+        if !shared
+            .state
+            .transition(PoolState::ShuttingDown, "shutdown requested")
+        {
+            return self
+                .wait_for_other_shutdown(timeout + Duration::from_secs(1))
+                .await;
+        }
+        let deadline = started + timeout;
+        let busy = || {
+            let gauges = shared.stats.gauges.read();
+            gauges.in_use + gauges.opening
+        };
+        let idle_closed = shared.close() as u64;
+        let busy_at_start = busy();
+        tracing::info!(
+            target: "pool_core::shutdown",
+            idle_closed,
+            lent = busy_at_start,
+            timeout_ms = timeout.as_millis() as u64,
+            "shutting down: waiting for {busy_at_start} lent connections"
+        );
+        // Wait on state: every slot dropped while closing notifies.
+        loop {
+            let notified = shared.stats.drained.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if busy() == 0 {
+                break;
+            }
+            tokio::select! {
+                () = &mut notified => {}
+                () = tokio::time::sleep_until(deadline) => break,
+            }
+        }
+        let now_ms = shared.ms_since_start(Instant::now());
+        let mut forced = Vec::new();
+        for lent in shared.stats.seats.lent() {
+            let held_ms = now_ms.saturating_sub(lent.lent_at_ms);
+            let aborted = shared.stats.seats.force_close(lent.seat);
+            tracing::warn!(
+                target: "pool_core::shutdown",
+                connection_id = lent.connection_id,
+                held_ms,
+                aborted,
+                "force-closing connection {} held for {:.1} s after the shutdown grace period",
+                lent.connection_id,
+                held_ms as f64 / 1000.0
+            );
+            forced.push(ForcedConnection {
+                connection_id: lent.connection_id,
+                held_ms,
+                aborted,
+            });
+        }
+        // Joining is bounded: both tasks are aborted first.
+        if let Some(task) = self.take_maintenance_task() {
+            task.abort();
+            let _joined = task.await;
+        }
+        if let Some(task) = shared.recovery.stop() {
+            let _joined = task.await;
+        }
+        // Anything that slipped into the idle queue meanwhile.
+        shared.idle.drain(RetireReason::PoolClosed);
+        let report = ShutdownReport {
+            first: true,
+            idle_closed,
+            returned_in_time: busy_at_start.saturating_sub(forced.len() as u64),
+            forced,
+            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        };
+        *shared.shutdown_report.lock() = Some(report.clone());
+        shared
+            .state
+            .transition(PoolState::Terminated, "shutdown complete");
+        tracing::info!(
+            target: "pool_core::shutdown",
+            idle_closed = report.idle_closed,
+            returned_in_time = report.returned_in_time,
+            forced = report.forced.len(),
+            duration_ms = report.duration_ms,
+            "connection pool shut down"
+        );
+        report
+    }
+
+    async fn wait_for_other_shutdown(&self, bound: Duration) -> ShutdownReport {
+        let shared = self.shared();
+        let mut states = shared.state.subscribe();
+        // Bounded: the first shutdown finishes within its own timeout.
+        let _finished =
+            tokio::time::timeout(bound, states.wait_for(|s| *s == PoolState::Terminated)).await;
+        let report = shared.shutdown_report.lock().clone();
+        match report {
+            Some(report) => ShutdownReport {
+                first: false,
+                ..report
+            },
+            // Closed with `close()` (or dropped handles), or the first
+            // shutdown is still running past our bound.
+            None => ShutdownReport {
+                first: false,
+                idle_closed: 0,
+                returned_in_time: 0,
+                forced: Vec::new(),
+                duration_ms: 0.0,
+            },
+        }
+    }
+}
