@@ -337,7 +337,15 @@ async fn checkout<M: Manager>(
         // Cancel-safe: the connect task owns the permit and the slot now; if
         // this caller is gone it parks the connection in the idle queue.
         match spawn_open(permit, slot).await {
-            Ok(Ok((conn, permit))) => return Ok(lend(conn, permit)),
+            Ok(Ok((conn, permit))) => {
+                if shared.is_closed() {
+                    // Opened while the pool was shutting down: close it now.
+                    conn.retire(RetireReason::PoolClosed);
+                    drop(permit);
+                    return Err(PoolError::Closed);
+                }
+                return Ok(lend(conn, permit));
+            }
             Ok(Err(failure)) => {
                 if !failure.retryable {
                     shared.refresh_state();

@@ -116,6 +116,11 @@ impl<M: Manager> Drop for PooledConnection<M> {
             .hold_time
             .record(now.saturating_duration_since(self.acquired_at));
         if let Some(reason) = on_return(&shared.manager, &shared.config, &mut conn, now) {
+            if reason == RetireReason::Broken {
+                // A connection that died under its user: the server may have
+                // restarted, so check the idle ones before handing them out.
+                shared.suspect_idle_connections();
+            }
             conn.retire(reason);
             return;
         }

@@ -44,6 +44,8 @@ pub struct Counters {
 }
 
 pub struct FakeManager {
+    /// When each `create` was called (the runtime clock; paused in tests).
+    pub create_times: Mutex<Vec<tokio::time::Instant>>,
     pub create_gate: Mutex<Gate>,
     pub validate_gate: Mutex<Gate>,
     pub retryable: AtomicBool,
@@ -72,6 +74,7 @@ impl std::ops::Deref for LiveConn {
 impl FakeManager {
     pub fn new() -> Self {
         Self {
+            create_times: Mutex::new(Vec::new()),
             create_gate: Mutex::new(Gate::Ok),
             validate_gate: Mutex::new(Gate::Ok),
             retryable: AtomicBool::new(true),
@@ -114,6 +117,7 @@ impl Manager for FakeManager {
 
     async fn create(&self) -> Result<LiveConn, FakeError> {
         let serial = self.counters.creates.fetch_add(1, Ordering::SeqCst) + 1;
+        self.create_times.lock().push(tokio::time::Instant::now());
         let gate = *self.create_gate.lock();
         pass(gate, "create refused").await?;
         self.counters.live.fetch_add(1, Ordering::SeqCst);
@@ -136,6 +140,11 @@ impl Manager for FakeManager {
 
     fn is_broken(&self, conn: &mut LiveConn) -> bool {
         conn.broken.load(Ordering::SeqCst)
+    }
+
+    fn force_closer(&self, conn: &LiveConn) -> Option<pool_core::ForceClose> {
+        let broken = Arc::clone(&conn.broken);
+        Some(Box::new(move || broken.store(true, Ordering::SeqCst)))
     }
 
     fn is_dirty(&self, conn: &mut LiveConn) -> bool {

@@ -1,0 +1,222 @@
+//! Losing the database: the state machine, failing fast, the reconnect
+//! supervisor's backoff and demand probes, and validation of every idle
+//! connection after a sign of a restart. Fake manager, paused clock.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{assert_nothing_lost, config, pool, FakeManager, Gate};
+use pool_core::{Pool, PoolConfig, PoolState};
+use tokio::time::Instant;
+
+/// A pool whose only connection went stale and whose database is now gone.
+async fn lost(cfg: PoolConfig) -> Pool<FakeManager> {
+    let pool = Pool::build(FakeManager::new(), cfg).await.unwrap();
+    tokio::time::advance(Duration::from_secs(1)).await;
+    pool.manager().set_create(Gate::Err);
+    pool.manager().set_validate(Gate::Err);
+    pool
+}
+
+async fn wait_for_state(pool: &Pool<FakeManager>, wanted: PoolState, within: Duration) {
+    let mut states = pool.subscribe_state();
+    tokio::time::timeout(within, states.wait_for(|s| *s == wanted))
+        .await
+        .unwrap_or_else(|_| panic!("not {wanted} within {within:?}; now {}", pool.state()))
+        .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn losing_the_database_enters_recovering_and_fails_callers_at_once() {
+    let pool = lost(config(1, 3)).await;
+    let started = Instant::now();
+    let err = pool.acquire().await.unwrap_err();
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "no waiting for acquire_timeout"
+    );
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(pool.state(), PoolState::Recovering);
+    let text = err.to_string();
+    assert!(
+        text.contains("create refused"),
+        "carries the last connection error: {text}"
+    );
+    assert!(text.contains("POOL_WAIT_FOR_RECOVERY"), "{text}");
+    assert!(err.statistics().is_some());
+    let again = pool.acquire().await.unwrap_err();
+    assert!(again.is_unavailable());
+    assert_eq!(
+        pool.health_check().status,
+        pool_core::HealthState::Unhealthy
+    );
+    assert_nothing_lost(&pool).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_supervisor_backs_off_1_2_4_8_16_then_every_16_seconds() {
+    // Lost by maintenance, with no caller asking (no demand probes).
+    let pool = lost(config(1, 3).max_lifetime(Duration::from_secs(1))).await;
+    pool.run_maintenance().await;
+    assert_eq!(pool.state(), PoolState::Recovering);
+    let lost_at = Instant::now();
+    let creates_before = pool.manager().create_times.lock().len();
+    tokio::time::sleep(Duration::from_secs(80)).await;
+    let times = pool.manager().create_times.lock().clone();
+    let probes: Vec<f64> = times[creates_before..]
+        .iter()
+        .map(|t| t.duration_since(lost_at).as_secs_f64())
+        .collect();
+    let gaps: Vec<f64> = probes
+        .iter()
+        .scan(0.0, |previous, t| {
+            let gap = t - *previous;
+            *previous = *t;
+            Some(gap)
+        })
+        .collect();
+    let expected = [1.0, 2.0, 4.0, 8.0, 16.0, 16.0];
+    assert!(gaps.len() >= expected.len(), "probes at {probes:?}");
+    for (gap, want) in gaps.iter().zip(expected) {
+        assert!(
+            (gap - want).abs() <= want * 0.1 + 0.001,
+            "gaps {gaps:?}, want {expected:?}"
+        );
+    }
+    assert_eq!(pool.state(), PoolState::Recovering, "it never gives up");
+}
+
+#[tokio::test(start_paused = true)]
+async fn demand_brings_probes_forward_but_never_more_than_four_a_second() {
+    let pool = lost(config(1, 3)).await;
+    assert!(pool.acquire().await.is_err());
+    let creates_before = pool.manager().creates();
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        assert!(pool.acquire().await.unwrap_err().is_unavailable());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let probes = pool.manager().creates() - creates_before;
+    assert!(
+        (4..=9).contains(&probes),
+        "{probes} probes in 2 s of demand"
+    );
+    // The database comes back: a caller succeeds well within a second.
+    pool.manager().set_create(Gate::Ok);
+    pool.manager().set_validate(Gate::Ok);
+    let back = Instant::now();
+    loop {
+        match pool.acquire().await {
+            Ok(conn) => {
+                drop(conn);
+                break;
+            }
+            Err(err) => assert!(err.is_unavailable(), "{err}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        back.elapsed() <= Duration::from_millis(300),
+        "recovered in {:?}",
+        back.elapsed()
+    );
+    assert_ne!(pool.state(), PoolState::Recovering);
+    assert_nothing_lost(&pool).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_wait_for_recovery_a_caller_waits_and_gets_the_recovered_connection() {
+    let pool = lost(config(1, 3).wait_for_recovery(true)).await;
+    let caller = tokio::spawn({
+        let pool = pool.clone();
+        async move {
+            let started = Instant::now();
+            pool.acquire()
+                .await
+                .map(|conn| (conn.serial, started.elapsed()))
+        }
+    });
+    wait_for_state(&pool, PoolState::Recovering, Duration::from_secs(1)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    pool.manager().set_create(Gate::Ok);
+    pool.manager().set_validate(Gate::Ok);
+    let (serial, waited) = caller.await.unwrap().unwrap();
+    assert!(serial > 1);
+    assert!(
+        waited < Duration::from_secs(5),
+        "bounded by acquire_timeout: {waited:?}"
+    );
+    assert_nothing_lost(&pool).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_transition_is_published_in_order() {
+    let pool = pool(1, 3).await;
+    let mut states = pool.subscribe_state();
+    let mut seen = vec![*states.borrow_and_update()];
+    tokio::time::advance(Duration::from_secs(1)).await;
+    pool.manager().set_create(Gate::Err);
+    pool.manager().set_validate(Gate::Err);
+    assert!(pool.acquire().await.is_err());
+    states.changed().await.unwrap();
+    seen.push(*states.borrow_and_update());
+    pool.manager().set_create(Gate::Ok);
+    pool.manager().set_validate(Gate::Ok);
+    states.changed().await.unwrap();
+    seen.push(*states.borrow_and_update());
+    let report = pool.shutdown(Duration::from_secs(1)).await;
+    assert!(report.first);
+    seen.push(*states.borrow_and_update());
+    // After recovering, the recent failure keeps the pool DEGRADED for a
+    // minute (the watch may coalesce HEALTHY -> DEGRADED into one change).
+    assert_eq!(seen[..2], [PoolState::Healthy, PoolState::Recovering]);
+    assert!(
+        matches!(seen[2], PoolState::Healthy | PoolState::Degraded),
+        "{seen:?}"
+    );
+    assert_eq!(seen[3], PoolState::Terminated);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_dead_connection_makes_the_pool_check_every_idle_one_before_handing_it_out() {
+    let pool = pool(4, 4).await;
+    // The server restarted: every idle connection is dead, though all were
+    // used moments ago (inside the validation-skip window).
+    pool.manager().set_validate(Gate::Err);
+    let first = pool.acquire().await.unwrap();
+    first
+        .broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    drop(first);
+    let conn = pool.acquire().await.unwrap();
+    assert!(
+        conn.serial > 4,
+        "a fresh connection, not a dead idle one (got {})",
+        conn.serial
+    );
+    drop(conn);
+    pool.manager().set_validate(Gate::Ok);
+    assert_nothing_lost(&pool).await;
+    let s = pool.statistics();
+    assert_eq!(s.closed_by_reason.broken, 1);
+    assert_eq!(s.closed_by_reason.validation_failed, 3, "{s:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_failure_with_connections_still_open_is_not_an_outage() {
+    let pool = pool(1, 3).await;
+    let held = pool.acquire().await.unwrap();
+    pool.manager().set_create(Gate::Err);
+    let cfg_timeout = pool.config().acquire_timeout;
+    let err = pool.acquire().await.unwrap_err();
+    assert!(
+        err.is_timeout(),
+        "transient: retried until the deadline ({cfg_timeout:?}): {err}"
+    );
+    assert_ne!(pool.state(), PoolState::Recovering);
+    drop(held);
+    pool.manager().set_create(Gate::Ok);
+    assert_nothing_lost(&pool).await;
+}
