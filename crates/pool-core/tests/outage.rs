@@ -12,7 +12,9 @@ use tokio::time::Instant;
 
 /// A pool whose only connection went stale and whose database is now gone.
 async fn lost(cfg: PoolConfig) -> Pool<FakeManager> {
-    let pool = Pool::build(FakeManager::new(), cfg).await.unwrap();
+    let pool = Pool::build(FakeManager::new(), cfg)
+        .await
+        .expect("pool builds");
     tokio::time::advance(Duration::from_secs(1)).await;
     pool.manager().set_create(Gate::Err);
     pool.manager().set_validate(Gate::Err);
@@ -24,7 +26,7 @@ async fn wait_for_state(pool: &Pool<FakeManager>, wanted: PoolState, within: Dur
     tokio::time::timeout(within, states.wait_for(|s| *s == wanted))
         .await
         .unwrap_or_else(|_| panic!("not {wanted} within {within:?}; now {}", pool.state()))
-        .unwrap();
+        .expect("the state channel lives as long as the pool");
 }
 
 #[tokio::test(start_paused = true)]
