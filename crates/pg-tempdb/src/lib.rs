@@ -1,7 +1,9 @@
 //! Throwaway PostgreSQL servers for tests, examples and benchmarks, with the
 //! fault controls a connection pool needs to be tested against: stop, start,
 //! restart, pause (the server stops answering), and killing client
-//! connections.
+//! connections. A [`FaultProxy`] in front of a server adds network faults:
+//! delays, stalls, refused or silently accepted connects, resets and clean
+//! closes.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -55,11 +57,13 @@ mod error;
 mod exec;
 mod layout;
 mod postmaster;
+mod proxy;
 mod server;
 mod template;
 
 pub use builder::{TempDbBuilder, DEFAULT_DBNAME, DEFAULT_USER};
 pub use error::TempDbError;
+pub use proxy::{FaultProxy, Mode};
 pub use server::{TempDb, HOST};
 
 /// The crate's result type.

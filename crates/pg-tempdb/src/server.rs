@@ -104,6 +104,11 @@ impl TempDb {
     /// A connection URL: `postgres://user[:password]@127.0.0.1:port/dbname`,
     /// with user, password and database name percent-encoded.
     pub fn url(&self) -> String {
+        self.url_at(self.port)
+    }
+
+    /// [`TempDb::url`] with another port, e.g. a fault proxy's.
+    pub(crate) fn url_at(&self, port: u16) -> String {
         let password = self
             .password
             .as_deref()
@@ -112,7 +117,7 @@ impl TempDb {
         format!(
             "postgres://{}{password}@{HOST}:{}/{}",
             percent_encode(&self.user),
-            self.port,
+            port,
             percent_encode(&self.dbname)
         )
     }
@@ -120,10 +125,16 @@ impl TempDb {
     /// A client configuration for this server: host, port, user, database
     /// and (if set) password. Add your own timeouts or application name.
     pub fn config(&self) -> tokio_postgres::Config {
+        self.config_at(self.port)
+    }
+
+    /// [`TempDb::config`] with another port, e.g. a fault proxy's. (Calling
+    /// `port()` on a finished config would add a second port, not replace.)
+    pub(crate) fn config_at(&self, port: u16) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         config
             .host(HOST)
-            .port(self.port)
+            .port(port)
             .user(&self.user)
             .dbname(&self.dbname);
         if let Some(password) = &self.password {
