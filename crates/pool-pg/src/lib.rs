@@ -20,7 +20,7 @@
 //! )
 //! .await?;
 //!
-//! let conn = pool.acquire().await?; // derefs to tokio_postgres::Client
+//! let conn = pool.acquire().await?; // reads like a tokio_postgres::Client
 //! let row = conn.query_one("SELECT $1::int4 + 1", &[&41]).await?;
 //! assert_eq!(row.get::<_, i32>(0), 42);
 //! drop(conn); // back to the pool
@@ -39,6 +39,13 @@
 //!   silently. Liveness is `SELECT 1`; the free broken-check is
 //!   `Client::is_closed`. Authentication failures and unknown databases are
 //!   not retried.
+//! * [`PgConnection`] has the query methods of `tokio_postgres::Client`
+//!   (and [`PgTransaction`] those of `Transaction`) and counts the
+//!   statements they send, for `max_queries`. It also knows when it is
+//!   *dirty*: returned with a request still running (its future was dropped
+//!   by a timeout or a cancelled task) or inside a transaction. The pool
+//!   closes a dirty connection instead of handing it to the next caller,
+//!   and cancels the abandoned request on the server.
 //! * [`PgConfig`] checks the database URL and the `POOL_*` settings when it
 //!   is built and reports every problem at once; connections get an
 //!   `application_name`, TCP keepalives and a TCP connect timeout unless the
@@ -51,17 +58,41 @@
 //!
 //! [`PgConfig::from_env`] (and `PgPool::from_env()`) read `DATABASE_URL`,
 //! `postgres://user:password@host:5432/dbname?option=value`, and every
-//! `POOL_*` variable in [`POOL_VARIABLES`] (durations in milliseconds, e.g.
-//! `POOL_ACQUIRE_TIMEOUT_MS=5000`). See [`PoolConfig`] for each setting's
-//! default, range and reason, and [`PgConfig`] for the connection defaults.
+//! `POOL_*` variable in [`POOL_VARIABLES`]: durations in milliseconds, an
+//! unknown `POOL_*` name is an error. See [`PoolConfig`] for each setting's
+//! range and reason, and [`PgConfig`] for the connection defaults.
+//!
+//! | Variable | Setting | Default |
+//! |---|---|---|
+//! | `POOL_MIN_SIZE` | [`min_size`](PoolConfig::min_size) | [2](DEFAULT_MIN_SIZE) |
+//! | `POOL_MAX_SIZE` | [`max_size`](PoolConfig::max_size) | [10](DEFAULT_MAX_SIZE) |
+//! | `POOL_ACQUIRE_TIMEOUT_MS` | [`acquire_timeout`](PoolConfig::acquire_timeout) | [30000](DEFAULT_ACQUIRE_TIMEOUT) (30 s) |
+//! | `POOL_CREATE_TIMEOUT_MS` | [`create_timeout`](PoolConfig::create_timeout) | [10000](DEFAULT_CREATE_TIMEOUT) (10 s) |
+//! | `POOL_VALIDATION_TIMEOUT_MS` | [`validation_timeout`](PoolConfig::validation_timeout) | [5000](DEFAULT_VALIDATION_TIMEOUT) (5 s) |
+//! | `POOL_VALIDATION_SKIP_WINDOW_MS` | [`validation_skip_window`](PoolConfig::validation_skip_window) | [500](DEFAULT_VALIDATION_SKIP_WINDOW) |
+//! | `POOL_MAX_CONNECTION_LIFETIME_MS` | [`max_lifetime`](PoolConfig::max_lifetime) | [1800000](DEFAULT_MAX_LIFETIME) (30 min) |
+//! | `POOL_MAX_LIFETIME_JITTER_PERCENT` | [`max_lifetime_jitter_percent`](PoolConfig::max_lifetime_jitter_percent) | [10](DEFAULT_MAX_LIFETIME_JITTER_PERCENT) |
+//! | `POOL_MAX_IDLE_TIME_MS` | [`max_idle_time`](PoolConfig::max_idle_time) | [600000](DEFAULT_MAX_IDLE_TIME) (10 min) |
+//! | `POOL_MAX_QUERIES` | [`max_queries`](PoolConfig::max_queries) | [50000](DEFAULT_MAX_QUERIES); 0 = no limit |
+//! | `POOL_MAINTENANCE_INTERVAL_MS` | [`maintenance_interval`](PoolConfig::maintenance_interval) | [60000](DEFAULT_MAINTENANCE_INTERVAL) (60 s) |
+//! | `POOL_HEALTH_HEALTHY_PERCENT` | [`health_healthy_percent`](PoolConfig::health_healthy_percent) | [80](DEFAULT_HEALTH_HEALTHY_PERCENT) |
+//! | `POOL_HEALTH_DEGRADED_PERCENT` | [`health_degraded_percent`](PoolConfig::health_degraded_percent) | [50](DEFAULT_HEALTH_DEGRADED_PERCENT) |
+//! | `POOL_WAIT_FOR_RECOVERY` | [`wait_for_recovery`](PoolConfig::wait_for_recovery) | `false` |
+//! | `POOL_RECONNECT_INITIAL_DELAY_MS` | [`reconnect_initial_delay`](PoolConfig::reconnect_initial_delay) | [1000](DEFAULT_RECONNECT_INITIAL_DELAY) (1 s) |
+//! | `POOL_RECONNECT_MAX_DELAY_MS` | [`reconnect_max_delay`](PoolConfig::reconnect_max_delay) | [16000](DEFAULT_RECONNECT_MAX_DELAY) (16 s) |
 
+mod client;
 mod config;
 mod connection;
 mod error;
 mod manager;
 mod pool;
+mod session;
+mod sql;
+mod transaction;
 mod url;
 
+pub use client::TrackedStatement;
 pub use config::{
     PgConfig, DEFAULT_APPLICATION_NAME, DEFAULT_KEEPALIVES_IDLE, DEFAULT_KEEPALIVES_INTERVAL,
     DEFAULT_KEEPALIVES_RETRIES,
@@ -70,11 +101,23 @@ pub use connection::PgConnection;
 pub use error::PgError;
 pub use manager::PgManager;
 pub use pool::{Error, PgPool, PgPoolExt, PgPooledConnection};
+pub use transaction::{PgTransaction, PgTransactionBuilder};
 pub use url::{redact_url, DATABASE_URL};
 
 pub use pool_core::{
-    ConfigError, ConfigIssue, ConnectionError, InitError, Manager, Phase, Pool, PoolConfig,
-    PoolError, PooledConnection, Statistics, TimeoutError, POOL_VARIABLES,
+    ClosedByReason, ConfigError, ConfigIssue, ConnectionError, DatabaseHealth, ForceClose,
+    ForcedConnection, HealthState, HealthStatus, InitError, LatencySummary, Manager, Phase, Pool,
+    PoolConfig, PoolError, PoolHealth, PoolState, PooledConnection, RetireReason, ShutdownReport,
+    Statistics, TimeoutError, UnavailableError, DEMAND_PROBE_INTERVAL, POOL_VARIABLES,
+    RECENT_ERROR_WINDOW, RECENT_WINDOW,
+};
+pub use pool_core::{
+    DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_HEALTH_DEGRADED_PERCENT,
+    DEFAULT_HEALTH_HEALTHY_PERCENT, DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_MAX_IDLE_TIME,
+    DEFAULT_MAX_LIFETIME, DEFAULT_MAX_LIFETIME_JITTER_PERCENT, DEFAULT_MAX_QUERIES,
+    DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, DEFAULT_RECONNECT_INITIAL_DELAY,
+    DEFAULT_RECONNECT_MAX_DELAY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_VALIDATION_SKIP_WINDOW,
+    DEFAULT_VALIDATION_TIMEOUT,
 };
 pub use tokio_postgres;
 pub use tokio_postgres::NoTls;

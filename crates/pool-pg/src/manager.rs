@@ -9,8 +9,15 @@
 //! * The connection's I/O future is spawned as a task owned by the pooled
 //!   [`PgConnection`]: see `connection.rs`.
 //! * **Validate** is `SELECT 1` over the simple protocol (pool-core bounds
-//!   it with `validation_timeout`); **is_broken** is the free
-//!   `Client::is_closed`.
+//!   it with `validation_timeout`); it does not count toward `max_queries`.
+//!   **is_broken** is the free `Client::is_closed`.
+//! * **is_dirty** and **statements** read what the pooled connection
+//!   tracked (see `session.rs`): a connection returned with a request in
+//!   flight or inside a transaction is closed, never reused, and one that
+//!   ran `max_queries` statements is retired. A dirty return is logged with
+//!   target `pool_pg::connection`: at `WARN` when the caller's code should
+//!   change (a transaction left open), at `DEBUG` for an abandoned request
+//!   (a timeout or cancellation, which is ordinary).
 //! * **is_retryable** follows [`PgError::is_retryable`]: a wrong password is
 //!   reported at once instead of being retried until the deadline.
 
@@ -18,12 +25,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use pool_core::{Manager, DEFAULT_CREATE_TIMEOUT};
+use pool_core::{ForceClose, Manager, DEFAULT_CREATE_TIMEOUT};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Config, NoTls, Socket};
 
 use crate::config::apply_connection_defaults;
-use crate::connection::{spawn, PgConnection, TaskReport};
+use crate::connection::{canceller, spawn, PgConnection, TaskReport};
 use crate::error::{Operation, PgError};
 use crate::url::{redacted_url_of, servers};
 
@@ -130,12 +137,21 @@ where
             server: Arc::clone(&self.server),
             errors: Arc::clone(&self.connection_errors),
         };
-        Ok(spawn(client, connection, report))
+        let cancel_timeout = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(DEFAULT_CREATE_TIMEOUT);
+        let cancel = canceller(self.tls.clone(), Arc::clone(&self.server), cancel_timeout);
+        Ok(spawn(client, connection, report, cancel))
     }
 
     async fn validate(&self, conn: &mut PgConnection) -> Result<(), PgError> {
         // Cancel-safe: pool-core closes a connection whose check was dropped.
-        conn.simple_query("SELECT 1")
+        // Through the bare client: the pool's own check is not a statement
+        // of the caller's and must not count toward `max_queries`.
+        conn.client()
+            .simple_query("SELECT 1")
             .await
             .map(drop)
             .map_err(|error| PgError::new(Operation::Validate, Arc::clone(&self.server), error))
@@ -143,6 +159,37 @@ where
 
     fn is_broken(&self, conn: &mut PgConnection) -> bool {
         conn.is_closed()
+    }
+
+    fn is_dirty(&self, conn: &mut PgConnection) -> bool {
+        let Some(dirt) = conn.session.dirt() else {
+            return false;
+        };
+        if dirt.is_misuse() {
+            tracing::warn!(
+                target: "pool_pg::connection",
+                server = %self.server,
+                "closing a connection that was {}",
+                dirt.describe()
+            );
+        } else {
+            tracing::debug!(
+                target: "pool_pg::connection",
+                server = %self.server,
+                "closing a connection that was {}",
+                dirt.describe()
+            );
+        }
+        true
+    }
+
+    fn statements(&self, conn: &PgConnection) -> u64 {
+        conn.statements()
+    }
+
+    fn force_closer(&self, conn: &PgConnection) -> Option<ForceClose> {
+        let abort = conn.abort_handle();
+        Some(Box::new(move || abort.abort()))
     }
 
     fn is_retryable(&self, error: &PgError) -> bool {

@@ -23,7 +23,9 @@ use crate::url::endpoints;
 pub type PgPool<T = NoTls> = Pool<PgManager<T>>;
 
 /// A connection borrowed from a [`PgPool`]; derefs to
-/// [`tokio_postgres::Client`] and goes back to the pool when dropped.
+/// [`PgConnection`](crate::PgConnection) (which has the query methods of
+/// [`tokio_postgres::Client`]) and goes back to the pool when dropped, or
+/// is closed if it is [dirty](crate::PgConnection#dirty-connections).
 pub type PgPooledConnection<T = NoTls> = PooledConnection<PgManager<T>>;
 
 /// What the pool's operations return on failure.

@@ -193,3 +193,14 @@ fn connections_get_an_application_name_keepalives_and_a_tcp_connect_timeout() {
         "postgres://app:***@db.internal:5432/orders?application_name=pool-pg"
     );
 }
+
+#[test]
+fn the_crate_docs_list_every_pool_variable() {
+    let crate_docs = include_str!("../src/lib.rs");
+    for variable in pool_pg::POOL_VARIABLES {
+        assert!(
+            crate_docs.contains(&format!("//! | `{variable}` |")),
+            "{variable} is missing from the table in src/lib.rs"
+        );
+    }
+}
