@@ -26,8 +26,12 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::{Phase, PoolError, TimeoutError, UnavailableError};
+use std::future::Future;
+use std::panic::Location;
+
 use crate::guard::PooledConnection;
 use crate::idle::Conn;
+use crate::leak::Site;
 use crate::manager::Manager;
 use crate::open::{spawn_open, validate};
 use crate::pool::Pool;
@@ -77,17 +81,40 @@ impl<M: Manager> Pool<M> {
     /// any point is safe: a queued place is given up, a permit granted in the
     /// meantime goes to the next waiter, and a connection being opened goes
     /// to the idle queue.
-    pub async fn acquire(&self) -> Result<PooledConnection<M>, PoolError<M::Error>> {
+    ///
+    /// The caller's file and line are recorded for leak detection
+    /// (`#[track_caller]`), at no measurable cost.
+    #[track_caller]
+    pub fn acquire(
+        &self,
+    ) -> impl Future<Output = Result<PooledConnection<M>, PoolError<M::Error>>> + Send + '_ {
+        let site = self.acquisition_site(Location::caller());
+        self.acquire_at(site)
+    }
+
+    /// The site to record for an acquisition at `location`, if leak
+    /// detection is on.
+    fn acquisition_site(&self, location: &'static Location<'static>) -> Option<Site> {
+        let config = &self.shared().config;
+        config
+            .leak_detection_active()
+            .then(|| Site::capture(location, config.leak_backtrace))
+    }
+
+    async fn acquire_at(
+        &self,
+        site: Option<Site>,
+    ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
         let shared = self.shared();
-        let head_start = match fast_path(shared) {
+        let (head_start, site) = match fast_path(shared, site) {
             FastPath::Done(guard) => return Ok(guard),
-            FastPath::Continue(head_start) => head_start,
+            FastPath::Continue(head_start, site) => (head_start, site),
         };
         let started = Instant::now();
         let deadline = started + shared.config.acquire_timeout;
         let phase = PhaseCell::new();
         let mut cancelled = CancelTracker::armed(shared);
-        let checkout = checkout(shared, &phase, started, head_start);
+        let checkout = checkout(shared, &phase, started, head_start, site);
         tokio::pin!(checkout);
         // Cancel-safe: see `checkout`. The snapshot of a timeout is taken
         // while the caller is still queued, so it counts itself.
@@ -131,7 +158,9 @@ impl<M: Manager> Pool<M> {
     /// connection is checked only with the manager's free `is_broken` and
     /// its lifetime, not validated. Fails with [`PoolError::Exhausted`] when
     /// nothing is idle (or waiters are queued: they come first).
+    #[track_caller]
     pub fn try_acquire(&self) -> Result<PooledConnection<M>, PoolError<M::Error>> {
+        let site = self.acquisition_site(Location::caller());
         let shared = self.shared();
         match shared.semaphore.try_acquire() {
             Ok(()) => {}
@@ -150,7 +179,7 @@ impl<M: Manager> Pool<M> {
             shared
                 .stats
                 .record_acquired(false, Duration::ZERO, shared.ms_since_start(now));
-            return Ok(PooledConnection::new(conn, permit, now));
+            return Ok(PooledConnection::new(conn, permit, now, site));
         }
         drop(permit);
         Err(PoolError::Exhausted(Box::new(shared.statistics())))
@@ -204,18 +233,18 @@ struct HeadStart<M: Manager> {
 
 enum FastPath<M: Manager> {
     Done(PooledConnection<M>),
-    Continue(HeadStart<M>),
+    Continue(HeadStart<M>, Option<Site>),
 }
 
 /// A free permit and a fresh idle connection: one CAS, one pop, one clock
 /// read. Whatever it got but could not finish with is handed on.
-fn fast_path<M: Manager>(shared: &Arc<Shared<M>>) -> FastPath<M> {
+fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPath<M> {
     let mut head_start = HeadStart {
         permit: None,
         conn: None,
     };
     if shared.semaphore.try_acquire().is_err() {
-        return FastPath::Continue(head_start);
+        return FastPath::Continue(head_start, site);
     }
     let permit = Permit::taken(Arc::clone(shared));
     if let Some(mut conn) = shared.idle.pop() {
@@ -228,12 +257,12 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>) -> FastPath<M> {
             shared
                 .stats
                 .record_acquired(false, Duration::ZERO, shared.ms_since_start(now));
-            return FastPath::Done(PooledConnection::new(conn, permit, now));
+            return FastPath::Done(PooledConnection::new(conn, permit, now, site));
         }
         head_start.conn = Some(conn);
     }
     head_start.permit = Some(permit);
-    FastPath::Continue(head_start)
+    FastPath::Continue(head_start, site)
 }
 
 /// Takes a permit: at once if one is free, else in FIFO order. Returns
@@ -263,6 +292,7 @@ async fn checkout<M: Manager>(
     phase: &PhaseCell,
     started: Instant,
     head_start: HeadStart<M>,
+    site: Option<Site>,
 ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
     let (mut permit, waited) = match head_start.permit {
         Some(permit) => (permit, false),
@@ -275,7 +305,7 @@ async fn checkout<M: Manager>(
             now.saturating_duration_since(started),
             shared.ms_since_start(now),
         );
-        PooledConnection::new(conn, permit, now)
+        PooledConnection::new(conn, permit, now, site.clone())
     };
     let mut candidate = head_start.conn;
     let max_size = u64::from(shared.config.max_size);

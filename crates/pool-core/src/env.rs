@@ -101,6 +101,21 @@ const SETTINGS: &[(&str, &str, Kind)] = &[
         "reconnect_max_delay",
         Kind::Millis(|c, v| c.reconnect_max_delay = v),
     ),
+    (
+        "POOL_ENABLE_LEAK_DETECTION",
+        "enable_leak_detection",
+        Kind::Flag(|c, v| c.enable_leak_detection = v),
+    ),
+    (
+        "POOL_LEAK_DETECTION_TIMEOUT_MS",
+        "leak_detection_timeout",
+        Kind::Millis(|c, v| c.leak_detection_timeout = v),
+    ),
+    (
+        "POOL_LEAK_BACKTRACE",
+        "leak_backtrace",
+        Kind::Flag(|c, v| c.leak_backtrace = v),
+    ),
 ];
 
 /// Every variable [`PoolConfig::from_env`] understands.
@@ -121,6 +136,9 @@ pub const POOL_VARIABLES: &[&str] = &[
     "POOL_WAIT_FOR_RECOVERY",
     "POOL_RECONNECT_INITIAL_DELAY_MS",
     "POOL_RECONNECT_MAX_DELAY_MS",
+    "POOL_ENABLE_LEAK_DETECTION",
+    "POOL_LEAK_DETECTION_TIMEOUT_MS",
+    "POOL_LEAK_BACKTRACE",
 ];
 
 /// A value too large for a `u32` field stays too large (and fails

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::idle::Conn;
+use crate::leak::{self, Site};
 use crate::manager::Manager;
 use crate::recycle::{on_return, RetireReason};
 use crate::shared::Permit;
@@ -31,12 +32,17 @@ pub struct PooledConnection<M: Manager> {
 
 impl<M: Manager> PooledConnection<M> {
     /// Lends `conn` under `permit`, as of `now`.
-    pub(crate) fn new(conn: Conn<M::Connection>, permit: Permit<M>, now: Instant) -> Self {
+    pub(crate) fn new(
+        conn: Conn<M::Connection>,
+        permit: Permit<M>,
+        now: Instant,
+        site: Option<Site>,
+    ) -> Self {
         let shared = permit.shared();
         shared
             .stats
             .seats
-            .lend(conn.slot.seat(), conn.id, shared.ms_since_start(now));
+            .lend(conn.slot.seat(), conn.id, shared.ms_since_start(now), site);
         Self {
             conn: Some(conn),
             permit,
@@ -74,13 +80,40 @@ impl<M: Manager> PooledConnection<M> {
         self.conn().created_at.elapsed()
     }
 
+    /// Exempts this lending from leak reports: use it for connections held
+    /// for a long time on purpose (a `LISTEN` loop, a long migration).
+    pub fn mark_long_held(&self) {
+        let conn = self.conn();
+        self.permit
+            .shared()
+            .stats
+            .seats
+            .mark_long_held(conn.slot.seat());
+    }
+
+    /// Where this connection was acquired (`file:line`), when leak
+    /// detection is on.
+    pub fn acquired_at(&self) -> Option<String> {
+        let seat = self.conn().slot.seat();
+        self.permit
+            .shared()
+            .stats
+            .seats
+            .site(seat)
+            .map(|site| site.to_string())
+    }
+
     /// Closes the connection instead of returning it: use it when you know
     /// the connection is unusable (a protocol error, a session left in an
     /// unknown state). Its capacity is freed at once.
     pub fn discard(mut self) {
         if let Some(conn) = self.conn.take() {
-            let stats = &self.permit.shared().stats;
-            stats.seats.unlend(conn.slot.seat());
+            let shared = self.permit.shared();
+            let stats = &shared.stats;
+            if stats.seats.unlend(conn.slot.seat()) {
+                let site = stats.seats.site(conn.slot.seat());
+                leak::unleaked(conn.id, self.acquired_at.elapsed(), site.as_ref());
+            }
             stats.releases.incr();
             stats.hold_time.record(self.acquired_at.elapsed());
             conn.retire(RetireReason::Discarded);
@@ -109,7 +142,14 @@ impl<M: Manager> Drop for PooledConnection<M> {
         };
         let shared = self.permit.shared();
         let now = Instant::now();
-        shared.stats.seats.unlend(conn.slot.seat());
+        if shared.stats.seats.unlend(conn.slot.seat()) {
+            let site = shared.stats.seats.site(conn.slot.seat());
+            leak::unleaked(
+                conn.id,
+                now.saturating_duration_since(self.acquired_at),
+                site.as_ref(),
+            );
+        }
         shared.stats.releases.incr();
         shared
             .stats

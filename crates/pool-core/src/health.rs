@@ -15,8 +15,9 @@
 //!    grow, means a lightly used pool that simply has not grown is not
 //!    called unhealthy. Under `health_degraded_percent` (default 50) it is
 //!    `unhealthy`; under `health_healthy_percent` (default 80) `degraded`.
-//! 4. Any connection failure in the last [`RECENT_ERROR_WINDOW`] makes an
-//!    otherwise healthy pool `degraded`.
+//! 4. Any connection failure, or any potential connection leak reported, in
+//!    the last [`RECENT_ERROR_WINDOW`] makes an otherwise healthy pool
+//!    `degraded`.
 //!
 //! Every non-healthy verdict lists its reasons in plain words.
 
@@ -117,6 +118,9 @@ pub(crate) struct HealthInputs {
     pub(crate) max: u64,
     pub(crate) state: PoolState,
     pub(crate) recovery: Option<RecoveryView>,
+    /// Connections reported as potential leaks in the last
+    /// [`RECENT_ERROR_WINDOW`].
+    pub(crate) recent_leaks: u64,
     pub(crate) healthy_percent: u32,
     pub(crate) degraded_percent: u32,
     /// Time since the last connection failure, if any.
@@ -167,6 +171,13 @@ pub(crate) fn assess(inputs: HealthInputs) -> HealthStatus {
         unhealthy.push(format!("{capacity} is under {}%", inputs.degraded_percent));
     } else if available_percent < u64::from(inputs.healthy_percent) {
         degraded.push(format!("{capacity} is under {}%", inputs.healthy_percent));
+    }
+    if inputs.recent_leaks > 0 {
+        degraded.push(format!(
+            "Connection pool health degraded: {} potential leaks detected in last {}s",
+            inputs.recent_leaks,
+            RECENT_ERROR_WINDOW.as_secs()
+        ));
     }
     if recent_error && !unreachable {
         degraded.push(format!(

@@ -12,6 +12,9 @@
 //!    failure (logged and counted) and tries again next round, so a database
 //!    that is down is never stormed.
 //!
+//! The same task runs the leak scan (`leak.rs`) on its own ticker, every
+//! `min(10 s, leak_detection_timeout)`.
+//!
 //! The task holds only a `Weak` reference: it exits when the pool is closed
 //! or dropped. Every error it meets reaches `tracing` (target
 //! `pool_core::maintenance`) and a counter.
@@ -22,6 +25,7 @@ use futures_util::future::join_all;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::leak;
 use crate::manager::Manager;
 use crate::open::{connect, validate};
 use crate::reconnect;
@@ -34,30 +38,49 @@ use crate::sync::{Arc, Ordering, Weak};
 /// Most connections maintenance opens at the same time.
 pub const REPLENISH_CONCURRENCY: usize = 2;
 
-/// Starts the maintenance task of `shared`.
-pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) -> JoinHandle<()> {
-    let weak = Arc::downgrade(shared);
-    let interval = shared.config.maintenance_interval;
-    tokio::spawn(run(weak, interval))
+/// What woke the maintenance task.
+enum Round {
+    Maintenance,
+    LeakScan,
 }
 
-async fn run<M: Manager>(weak: Weak<Shared<M>>, interval: Duration) {
+/// Starts the maintenance task of `shared` (which also runs the leak scan).
+pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) -> JoinHandle<()> {
+    let weak = Arc::downgrade(shared);
+    let config = &shared.config;
+    let leak_scan = config
+        .leak_detection_active()
+        .then(|| leak::scan_interval(config.leak_detection_timeout));
+    tokio::spawn(run(weak, config.maintenance_interval, leak_scan))
+}
+
+async fn run<M: Manager>(weak: Weak<Shared<M>>, interval: Duration, leak_scan: Option<Duration>) {
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // With leak detection off this ticker never fires (a day is beyond any
+    // test or shutdown; it is re-armed if it ever does).
+    let leak_every = leak_scan.unwrap_or(Duration::from_secs(86_400));
+    let mut leak_ticker = tokio::time::interval_at(Instant::now() + leak_every, leak_every);
+    leak_ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let wakeup = match weak.upgrade() {
             Some(shared) if !shared.is_closed() => Arc::clone(&shared.maintenance_wakeup),
             _ => break,
         };
-        tokio::select! {
-            _ = ticker.tick() => {}
-            () = wakeup.notified() => {}
-        }
+        let round = tokio::select! {
+            _ = ticker.tick() => Round::Maintenance,
+            () = wakeup.notified() => Round::Maintenance,
+            _ = leak_ticker.tick() => Round::LeakScan,
+        };
         let Some(shared) = weak.upgrade() else { break };
         if shared.is_closed() {
             break;
         }
-        run_once(&shared).await;
+        match round {
+            Round::Maintenance => run_once(&shared).await,
+            Round::LeakScan if leak_scan.is_some() => leak::scan(&shared),
+            Round::LeakScan => {}
+        }
     }
     tracing::debug!(target: "pool_core::maintenance", "maintenance task stopped");
 }

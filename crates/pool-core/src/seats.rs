@@ -8,14 +8,19 @@
 //! into its seat with two relaxed stores; returning it clears one. Shutdown
 //! (and the leak scan) read all seats; they never block the hot path.
 //!
+//! With leak detection on, lending also records the acquisition site (one
+//! uncontended lock of the seat's own mutex), and the leak scan marks
+//! lendings it reported so each is reported once.
+//!
 //! A seat also holds the connection's force-close handle from
 //! [`Manager::force_closer`](crate::Manager::force_closer), taken by
 //! shutdown to abort connections still lent out after its grace period.
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::leak::Site;
 use crate::manager::ForceClose;
-use crate::sync::{AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
 
 /// One seat.
 #[derive(Default)]
@@ -26,6 +31,22 @@ struct Seat {
     lent_at: AtomicU64,
     /// How to abort this seat's connection, if the manager can.
     force_close: Mutex<Option<ForceClose>>,
+    /// Where the current lending was acquired (only with leak detection on).
+    site: Mutex<Option<Site>>,
+    /// The current lending was reported as a potential leak.
+    reported: AtomicBool,
+    /// The holder said this lending is legitimately long.
+    long_held: AtomicBool,
+    /// `1 + ms since start` of this seat's last leak report; never cleared.
+    reported_at: AtomicU64,
+}
+
+/// A lending held past the leak timeout, found by a scan.
+#[derive(Clone, Debug)]
+pub(crate) struct Suspect {
+    pub(crate) connection_id: u64,
+    pub(crate) held_ms: u64,
+    pub(crate) site: Option<Site>,
 }
 
 /// A connection lent out right now, as seen by a scan.
@@ -89,22 +110,95 @@ impl Seats {
         }
     }
 
+    /// Marks `seat` lent at `now_ms`; records the acquisition site when
+    /// leak detection is on (`site` is `Some`).
     #[inline]
-    pub(crate) fn lend(&self, seat: usize, connection_id: u64, now_ms: u64) {
+    pub(crate) fn lend(&self, seat: usize, connection_id: u64, now_ms: u64, site: Option<Site>) {
         if let Some(entry) = self.seats.get(seat) {
             entry.lent_at.store(now_ms + 1, Ordering::Relaxed);
+            entry.reported.store(false, Ordering::Relaxed);
+            entry.long_held.store(false, Ordering::Relaxed);
+            if site.is_some() {
+                *entry.site.lock() = site;
+            }
             entry.lent_id.store(connection_id, Ordering::Release);
         }
     }
 
+    /// Marks `seat` returned. Returns whether this lending had been
+    /// reported as a potential leak.
     #[inline]
-    pub(crate) fn unlend(&self, seat: usize) {
-        if let Some(entry) = self.seats.get(seat) {
-            entry.lent_id.store(0, Ordering::Release);
+    pub(crate) fn unlend(&self, seat: usize) -> bool {
+        match self.seats.get(seat) {
+            Some(entry) => {
+                entry.lent_id.store(0, Ordering::Release);
+                entry.reported.swap(false, Ordering::AcqRel)
+            }
+            None => false,
         }
     }
 
-    /// Every connection lent out right now.
+    /// Exempts the current lending of `seat` from leak reports.
+    pub(crate) fn mark_long_held(&self, seat: usize) {
+        if let Some(entry) = self.seats.get(seat) {
+            entry.long_held.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Where the current lending of `seat` was acquired, if recorded.
+    pub(crate) fn site(&self, seat: usize) -> Option<Site> {
+        self.seats
+            .get(seat)
+            .and_then(|entry| entry.site.lock().clone())
+    }
+
+    /// Lendings held at least `timeout_ms` that were not reported yet (and
+    /// not exempted); marks them reported. A lending that is returned during
+    /// the scan may be reported once more or once less: never twice.
+    pub(crate) fn scan_leaks(&self, now_ms: u64, timeout_ms: u64) -> Vec<Suspect> {
+        let mut suspects = Vec::new();
+        for entry in self.seats.iter() {
+            let connection_id = entry.lent_id.load(Ordering::Acquire);
+            let lent_at = entry.lent_at.load(Ordering::Relaxed);
+            if connection_id == 0 || lent_at == 0 || entry.long_held.load(Ordering::Relaxed) {
+                continue;
+            }
+            let held_ms = now_ms.saturating_sub(lent_at - 1);
+            if held_ms < timeout_ms || entry.reported.swap(true, Ordering::AcqRel) {
+                continue;
+            }
+            entry.reported_at.store(now_ms + 1, Ordering::Relaxed);
+            suspects.push(Suspect {
+                connection_id,
+                held_ms,
+                site: entry.site.lock().clone(),
+            });
+        }
+        suspects
+    }
+
+    /// Lendings reported as leaks and not returned yet.
+    pub(crate) fn suspected(&self) -> u64 {
+        self.seats
+            .iter()
+            .filter(|e| {
+                e.lent_id.load(Ordering::Relaxed) != 0 && e.reported.load(Ordering::Relaxed)
+            })
+            .count() as u64
+    }
+
+    /// Seats with a leak report in the `window_ms` before `now_ms`.
+    pub(crate) fn reported_within(&self, now_ms: u64, window_ms: u64) -> u64 {
+        self.seats
+            .iter()
+            .filter(|e| {
+                let at = e.reported_at.load(Ordering::Relaxed);
+                at != 0 && now_ms.saturating_sub(at - 1) < window_ms
+            })
+            .count() as u64
+    }
+
+    /// Every connection lent out right now, with its acquisition site.
     pub(crate) fn lent(&self) -> Vec<Lent> {
         self.seats
             .iter()

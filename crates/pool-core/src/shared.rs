@@ -23,7 +23,7 @@ use tokio::time::Instant;
 
 use crate::config::PoolConfig;
 use crate::error::ConnectionError;
-use crate::health::{assess, HealthInputs, HealthStatus};
+use crate::health::{assess, HealthInputs, HealthStatus, RECENT_ERROR_WINDOW};
 use crate::idle::{Conn, IdleQueue};
 use crate::manager::Manager;
 use crate::reconnect::Recovery;
@@ -223,6 +223,10 @@ impl<M: Manager> Shared<M> {
             max: u64::from(self.config.max_size),
             state,
             recovery: (state == PoolState::Recovering).then(|| self.recovery.view(now_ms)),
+            recent_leaks: self.stats.seats.reported_within(
+                now_ms,
+                u64::try_from(RECENT_ERROR_WINDOW.as_millis()).unwrap_or(u64::MAX),
+            ),
             healthy_percent: self.config.health_healthy_percent,
             degraded_percent: self.config.health_degraded_percent,
             since_last_error: last_error_at

@@ -37,6 +37,8 @@ pub struct ForcedConnection {
     /// Whether the manager could abort it (otherwise it closes when its
     /// holder drops it).
     pub aborted: bool,
+    /// Where it was acquired (`file:line`), when leak detection is on.
+    pub acquired_at: Option<String>,
 }
 
 /// What `shutdown()` did.
@@ -103,12 +105,18 @@ impl<M: Manager> Pool<M> {
         let mut forced = Vec::new();
         for lent in shared.stats.seats.lent() {
             let held_ms = now_ms.saturating_sub(lent.lent_at_ms);
+            let acquired_at = shared
+                .stats
+                .seats
+                .site(lent.seat)
+                .map(|site| site.to_string());
             let aborted = shared.stats.seats.force_close(lent.seat);
             tracing::warn!(
                 target: "pool_core::shutdown",
                 connection_id = lent.connection_id,
                 held_ms,
                 aborted,
+                acquired_at = acquired_at.as_deref().unwrap_or("unknown"),
                 "force-closing connection {} held for {:.1} s after the shutdown grace period",
                 lent.connection_id,
                 held_ms as f64 / 1000.0
@@ -117,6 +125,7 @@ impl<M: Manager> Pool<M> {
                 connection_id: lent.connection_id,
                 held_ms,
                 aborted,
+                acquired_at,
             });
         }
         // Joining is bounded: both tasks are aborted first.

@@ -80,6 +80,7 @@ pub(crate) struct Stats {
     pub(crate) validations: Counter,
     pub(crate) validation_failures: Counter,
     pub(crate) maintenance_runs: Counter,
+    pub(crate) leaks_reported: Counter,
     pub(crate) maintenance_errors: Counter,
     pub(crate) peak_active: Peak,
     pub(crate) wait_time: LatencyHistogram,
@@ -108,6 +109,7 @@ impl Stats {
             validations: Counter::default(),
             validation_failures: Counter::default(),
             maintenance_runs: Counter::default(),
+            leaks_reported: Counter::default(),
             maintenance_errors: Counter::default(),
             peak_active: Peak::default(),
             wait_time: LatencyHistogram::new(),
@@ -201,6 +203,8 @@ impl Stats {
             create_time: self.create_time.summary(),
             hold_time: self.hold_time.summary(),
             maintenance_runs: self.maintenance_runs.get(),
+            leaks_suspected: self.seats.suspected(),
+            leaks_reported_total: self.leaks_reported.get(),
             maintenance_errors: self.maintenance_errors.get(),
             pool_created_at: rfc3339(ctx.created_at),
             last_health_check: ctx.last_health_check.map(rfc3339),
@@ -325,6 +329,12 @@ pub struct Statistics {
     pub hold_time: LatencySummary,
     /// Maintenance rounds run.
     pub maintenance_runs: u64,
+    /// Connections lent out right now that were reported as potential
+    /// leaks (held longer than `leak_detection_timeout`).
+    pub leaks_suspected: u64,
+    /// Potential leaks reported since the pool was built (each lending is
+    /// reported at most once).
+    pub leaks_reported_total: u64,
     /// Errors met by maintenance (failed replenishing connects, a broken
     /// invariant); each is also logged under `pool_core::maintenance`.
     pub maintenance_errors: u64,

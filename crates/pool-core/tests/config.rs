@@ -38,6 +38,9 @@ fn every_pool_variable_is_read() {
         ("POOL_WAIT_FOR_RECOVERY", "true"),
         ("POOL_RECONNECT_INITIAL_DELAY_MS", "500"),
         ("POOL_RECONNECT_MAX_DELAY_MS", "8000"),
+        ("POOL_ENABLE_LEAK_DETECTION", "false"),
+        ("POOL_LEAK_DETECTION_TIMEOUT_MS", "0"),
+        ("POOL_LEAK_BACKTRACE", "true"),
         ("PATH", "/usr/bin"),
     ])
     .unwrap();
@@ -61,7 +64,9 @@ fn every_pool_variable_is_read() {
     assert!(config.wait_for_recovery);
     assert_eq!(config.reconnect_initial_delay, Duration::from_millis(500));
     assert_eq!(config.reconnect_max_delay, Duration::from_secs(8));
-    assert_eq!(POOL_VARIABLES.len(), 16);
+    assert!(!config.enable_leak_detection && config.leak_backtrace);
+    assert_eq!(config.leak_detection_timeout, Duration::ZERO);
+    assert_eq!(POOL_VARIABLES.len(), 19);
 }
 
 #[test]

@@ -66,7 +66,8 @@ async fn thresholds_are_configurable() {
 #[tokio::test(start_paused = true)]
 async fn a_recent_connection_failure_degrades_for_sixty_seconds() {
     let pool = pool(1, 10).await;
-    let _held = pool.acquire().await.unwrap();
+    let held = pool.acquire().await.unwrap();
+    held.mark_long_held(); // held for a minute on purpose: not a leak
     pool.manager().set_create(Gate::Err);
     pool.manager()
         .retryable

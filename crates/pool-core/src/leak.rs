@@ -1,0 +1,112 @@
+//! Leak detection: where each connection was acquired, and a scan that
+//! reports connections held too long.
+//!
+//! `acquire()` is a `#[track_caller]` function, so the caller's file and
+//! line (`std::panic::Location`) are known at no cost; with
+//! `leak_backtrace` on, a full backtrace is captured too (microseconds; its
+//! symbols are resolved only if a leak is reported). The site goes into the
+//! connection's seat (`seats.rs`).
+//!
+//! A scan, every `min(10 s, leak_detection_timeout)` inside the maintenance
+//! task, logs one `WARN` per lending held longer than
+//! `leak_detection_timeout` (`Potential connection leak detected: <id>`,
+//! with `held_duration_seconds`, `acquired_at` and the backtrace), counts
+//! it, and never touches the connection. When a reported connection comes
+//! back, one `INFO` line says so and after how long. A holder can exempt a
+//! legitimately long lending (a `LISTEN` loop, a migration) with
+//! `PooledConnection::mark_long_held`.
+
+use std::backtrace::Backtrace;
+use std::fmt;
+use std::panic::Location;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::manager::Manager;
+use crate::shared::Shared;
+use crate::sync::Arc;
+
+/// Longest time between two leak scans: 10 s.
+pub const LEAK_SCAN_MAX_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How often the leak scan runs for `timeout`.
+pub(crate) fn scan_interval(timeout: Duration) -> Duration {
+    timeout
+        .min(LEAK_SCAN_MAX_INTERVAL)
+        .max(Duration::from_millis(1))
+}
+
+/// Where a connection was acquired.
+#[derive(Clone)]
+pub(crate) struct Site {
+    location: &'static Location<'static>,
+    backtrace: Option<Arc<Backtrace>>,
+}
+
+impl Site {
+    /// The site of an acquisition at `location`, with a backtrace if asked.
+    pub(crate) fn capture(location: &'static Location<'static>, backtrace: bool) -> Self {
+        Self {
+            location,
+            backtrace: backtrace.then(|| Arc::new(Backtrace::force_capture())),
+        }
+    }
+
+    /// The backtrace, resolved now, if one was captured.
+    pub(crate) fn backtrace(&self) -> Option<String> {
+        self.backtrace.as_ref().map(|b| b.to_string())
+    }
+}
+
+impl fmt::Display for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.location.file(), self.location.line())
+    }
+}
+
+impl fmt::Debug for Site {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Site({self})")
+    }
+}
+
+/// One leak scan: reports every lending held past the timeout, once.
+pub(crate) fn scan<M: Manager>(shared: &Shared<M>) {
+    let config = &shared.config;
+    if !config.leak_detection_active() {
+        return;
+    }
+    let now_ms = shared.ms_since_start(Instant::now());
+    let timeout_ms = u64::try_from(config.leak_detection_timeout.as_millis()).unwrap_or(u64::MAX);
+    for suspect in shared.stats.seats.scan_leaks(now_ms, timeout_ms) {
+        shared.stats.leaks_reported.incr();
+        let acquired_at = suspect
+            .site
+            .as_ref()
+            .map_or_else(|| "unknown".to_owned(), ToString::to_string);
+        let backtrace = suspect.site.as_ref().and_then(Site::backtrace);
+        tracing::warn!(
+            target: "pool_core::leak",
+            connection_id = suspect.connection_id,
+            held_duration_seconds = suspect.held_ms as f64 / 1000.0,
+            acquired_at = %acquired_at,
+            backtrace = backtrace.as_deref().unwrap_or("(not captured; set POOL_LEAK_BACKTRACE=true)"),
+            leak_detection_timeout_ms = timeout_ms,
+            "Potential connection leak detected: {}",
+            suspect.connection_id
+        );
+    }
+}
+
+/// Called when a lending that was reported comes back.
+pub(crate) fn unleaked(connection_id: u64, held: Duration, site: Option<&Site>) {
+    tracing::info!(
+        target: "pool_core::leak",
+        connection_id,
+        held_duration_seconds = held.as_secs_f64(),
+        acquired_at = %site.map_or_else(|| "unknown".to_owned(), ToString::to_string),
+        "Previously reported leaked connection {connection_id} was returned after {:.1} s (unleaked)",
+        held.as_secs_f64()
+    );
+}
