@@ -80,6 +80,9 @@
 //! | `POOL_WAIT_FOR_RECOVERY` | [`wait_for_recovery`](PoolConfig::wait_for_recovery) | `false` |
 //! | `POOL_RECONNECT_INITIAL_DELAY_MS` | [`reconnect_initial_delay`](PoolConfig::reconnect_initial_delay) | [1000](DEFAULT_RECONNECT_INITIAL_DELAY) (1 s) |
 //! | `POOL_RECONNECT_MAX_DELAY_MS` | [`reconnect_max_delay`](PoolConfig::reconnect_max_delay) | [16000](DEFAULT_RECONNECT_MAX_DELAY) (16 s) |
+//! | `POOL_ENABLE_LEAK_DETECTION` | [`enable_leak_detection`](PoolConfig::enable_leak_detection) | `true` |
+//! | `POOL_LEAK_DETECTION_TIMEOUT_MS` | [`leak_detection_timeout`](PoolConfig::leak_detection_timeout) | [30000](DEFAULT_LEAK_DETECTION_TIMEOUT) (30 s); 0 = off |
+//! | `POOL_LEAK_BACKTRACE` | [`leak_backtrace`](PoolConfig::leak_backtrace) | `false` |
 
 mod client;
 mod config;
@@ -108,14 +111,14 @@ pub use pool_core::{
     ClosedByReason, ConfigError, ConfigIssue, ConnectionError, DatabaseHealth, ForceClose,
     ForcedConnection, HealthState, HealthStatus, InitError, LatencySummary, Manager, Phase, Pool,
     PoolConfig, PoolError, PoolHealth, PoolState, PooledConnection, RetireReason, ShutdownReport,
-    Statistics, TimeoutError, UnavailableError, DEMAND_PROBE_INTERVAL, POOL_VARIABLES,
-    RECENT_ERROR_WINDOW, RECENT_WINDOW,
+    Statistics, TimeoutError, UnavailableError, DEMAND_PROBE_INTERVAL, LEAK_SCAN_MAX_INTERVAL,
+    POOL_VARIABLES, RECENT_ERROR_WINDOW, RECENT_WINDOW,
 };
 pub use pool_core::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_HEALTH_DEGRADED_PERCENT,
-    DEFAULT_HEALTH_HEALTHY_PERCENT, DEFAULT_MAINTENANCE_INTERVAL, DEFAULT_MAX_IDLE_TIME,
-    DEFAULT_MAX_LIFETIME, DEFAULT_MAX_LIFETIME_JITTER_PERCENT, DEFAULT_MAX_QUERIES,
-    DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, DEFAULT_RECONNECT_INITIAL_DELAY,
+    DEFAULT_HEALTH_HEALTHY_PERCENT, DEFAULT_LEAK_DETECTION_TIMEOUT, DEFAULT_MAINTENANCE_INTERVAL,
+    DEFAULT_MAX_IDLE_TIME, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_LIFETIME_JITTER_PERCENT,
+    DEFAULT_MAX_QUERIES, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, DEFAULT_RECONNECT_INITIAL_DELAY,
     DEFAULT_RECONNECT_MAX_DELAY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_VALIDATION_SKIP_WINDOW,
     DEFAULT_VALIDATION_TIMEOUT,
 };
