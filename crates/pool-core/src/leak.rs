@@ -53,6 +53,15 @@ impl Site {
         }
     }
 
+    /// The identity of the call site (the address of its `Location`).
+    pub(crate) fn key(&self) -> usize {
+        std::ptr::from_ref(self.location) as usize
+    }
+
+    pub(crate) fn has_backtrace(&self) -> bool {
+        self.backtrace.is_some()
+    }
+
     /// The backtrace, resolved now, if one was captured.
     pub(crate) fn backtrace(&self) -> Option<String> {
         self.backtrace.as_ref().map(|b| b.to_string())

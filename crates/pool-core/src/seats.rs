@@ -20,7 +20,7 @@ use crossbeam_queue::ArrayQueue;
 
 use crate::leak::Site;
 use crate::manager::ForceClose;
-use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// One seat.
 #[derive(Default)]
@@ -33,6 +33,9 @@ struct Seat {
     force_close: Mutex<Option<ForceClose>>,
     /// Where the current lending was acquired (only with leak detection on).
     site: Mutex<Option<Site>>,
+    /// Identity of the site in `site` (its `Location`'s address), so a
+    /// lending from the same call site as the last one skips the lock.
+    site_key: AtomicUsize,
     /// The current lending was reported as a potential leak.
     reported: AtomicBool,
     /// The holder said this lending is legitimately long.
@@ -118,8 +121,14 @@ impl Seats {
             entry.lent_at.store(now_ms + 1, Ordering::Relaxed);
             entry.reported.store(false, Ordering::Relaxed);
             entry.long_held.store(false, Ordering::Relaxed);
-            if site.is_some() {
-                *entry.site.lock() = site;
+            if let Some(site) = site {
+                let key = site.key();
+                // The common case (the same line acquires again, no
+                // backtrace) is one load: the seat already holds this site.
+                if site.has_backtrace() || entry.site_key.load(Ordering::Acquire) != key {
+                    *entry.site.lock() = Some(site);
+                    entry.site_key.store(key, Ordering::Release);
+                }
             }
             entry.lent_id.store(connection_id, Ordering::Release);
         }

@@ -136,6 +136,21 @@ impl<M: Manager> Shared<M> {
             return;
         }
         let verdict = self.assess_health(false);
+        self.follow_verdict(&verdict);
+    }
+
+    /// Moves `HEALTHY`/`DEGRADED`/`UNHEALTHY` to match `verdict`.
+    fn follow_verdict(&self, verdict: &HealthStatus) {
+        let current = self.state.get();
+        if !matches!(
+            current,
+            PoolState::Initializing
+                | PoolState::Healthy
+                | PoolState::Degraded
+                | PoolState::Unhealthy
+        ) {
+            return;
+        }
         let to = match verdict.status {
             crate::health::HealthState::Healthy => PoolState::Healthy,
             crate::health::HealthState::Degraded => PoolState::Degraded,
@@ -201,7 +216,7 @@ impl<M: Manager> Shared<M> {
     /// changed.
     pub(crate) fn health_check(&self) -> HealthStatus {
         let verdict = self.assess_health(true);
-        self.refresh_state();
+        self.follow_verdict(&verdict);
         verdict
     }
 
