@@ -369,7 +369,8 @@ fn finish(count: u64, found: [usize; 3], sum_micros: u64, max_micros: u64) -> La
     let max_ms = micros_to_ms(max_micros);
     // Both operands are exact below 2^53; the clamp keeps `mean <= max` when
     // a concurrent sample is in the sum but not yet in the count.
-    let mean_ms = (sum_micros as f64 / count as f64 / 1_000.0).min(max_ms);
+    // Rounded to whole microseconds, like every other field.
+    let mean_ms = ((sum_micros as f64 / count as f64).round() / 1_000.0).min(max_ms);
     LatencySummary {
         count,
         p50_ms: at(found[0]),

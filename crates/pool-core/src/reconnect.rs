@@ -145,14 +145,15 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
         };
         // Wait for the backoff, or for demand (rate-limited). Only the
         // `Notify` is held here, not the pool.
-        tokio::select! {
-            () = tokio::time::sleep_until(wake_at) => {}
+        let trigger = tokio::select! {
+            () = tokio::time::sleep_until(wake_at) => "backoff",
             () = demand.notified() => {
                 let earliest = last_probe + DEMAND_PROBE_INTERVAL;
                 // Bounded: at most DEMAND_PROBE_INTERVAL.
                 tokio::time::sleep_until(earliest.min(wake_at)).await;
+                "demand"
             }
-        }
+        };
         let Some(shared) = weak.upgrade() else { return };
         if shared.state.get() != PoolState::Recovering {
             return;
@@ -164,7 +165,8 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
             target: "pool_core::reconnect",
             attempt = attempts,
             delay_s = waited.as_secs_f64(),
-            "Reconnection attempt {attempts} after {:.1} s delay",
+            trigger,
+            "Reconnection attempt {attempts} after {:.2} s delay ({trigger})",
             waited.as_secs_f64()
         );
         if probe(&shared).await {

@@ -143,7 +143,7 @@ impl<M: Manager> Pool<M> {
             idle_closed,
             returned_in_time: busy_at_start.saturating_sub(forced.len() as u64),
             forced,
-            duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+            duration_ms: started.elapsed().as_micros() as f64 / 1000.0,
         };
         *shared.shutdown_report.lock() = Some(report.clone());
         shared
