@@ -396,8 +396,9 @@ fn concurrent_recording_loses_no_sample_without_a_rotation() {
         assert_eq!(summary.count, THREADS * PER_THREAD);
         assert_eq!(summary.max_ms, 100.0);
         let expected_mean = expected_sum as f64 / (THREADS * PER_THREAD) as f64 / 1_000.0;
+        // The mean is reported to the whole microsecond.
         assert!(
-            (summary.mean_ms - expected_mean).abs() < 1e-9,
+            (summary.mean_ms - expected_mean).abs() <= 0.000_5 + 1e-9,
             "{summary:?}"
         );
     }
