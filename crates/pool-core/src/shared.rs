@@ -125,30 +125,16 @@ impl<M: Manager> Shared<M> {
     /// Re-evaluates `HEALTHY`/`DEGRADED`/`UNHEALTHY` from the health
     /// verdict. Does nothing in the other states.
     pub(crate) fn refresh_state(&self) {
-        let current = self.state.get();
-        if !matches!(
-            current,
-            PoolState::Initializing
-                | PoolState::Healthy
-                | PoolState::Degraded
-                | PoolState::Unhealthy
-        ) {
-            return;
+        if self.state.get().follows_health() {
+            let verdict = self.assess_health(false);
+            self.follow_verdict(&verdict);
         }
-        let verdict = self.assess_health(false);
-        self.follow_verdict(&verdict);
     }
 
     /// Moves `HEALTHY`/`DEGRADED`/`UNHEALTHY` to match `verdict`.
     fn follow_verdict(&self, verdict: &HealthStatus) {
         let current = self.state.get();
-        if !matches!(
-            current,
-            PoolState::Initializing
-                | PoolState::Healthy
-                | PoolState::Degraded
-                | PoolState::Unhealthy
-        ) {
+        if !current.follows_health() {
             return;
         }
         let to = match verdict.status {

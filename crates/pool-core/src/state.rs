@@ -77,6 +77,18 @@ impl PoolState {
         matches!(self, PoolState::ShuttingDown | PoolState::Terminated)
     }
 
+    /// Whether the state follows the health verdict (`INITIALIZING`, which
+    /// becomes one of them, and `HEALTHY`/`DEGRADED`/`UNHEALTHY`).
+    pub(crate) fn follows_health(self) -> bool {
+        matches!(
+            self,
+            PoolState::Initializing
+                | PoolState::Healthy
+                | PoolState::Degraded
+                | PoolState::Unhealthy
+        )
+    }
+
     fn code(self) -> u8 {
         self as u8
     }
