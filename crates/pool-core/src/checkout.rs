@@ -298,14 +298,21 @@ async fn checkout<M: Manager>(
         Some(permit) => (permit, false),
         None => take_permit(shared).await?,
     };
-    let lend = |conn, permit| {
+    // Lends `conn`, unless the pool closed while it was being opened or
+    // validated: then it is closed at once and the caller gets `Closed`.
+    let lend = |conn: Conn<M::Connection>, permit: Permit<M>| {
+        if shared.is_closed() {
+            conn.retire(RetireReason::PoolClosed);
+            drop(permit);
+            return Err(PoolError::Closed);
+        }
         let now = Instant::now();
         shared.stats.record_acquired(
             waited,
             now.saturating_duration_since(started),
             shared.ms_since_start(now),
         );
-        PooledConnection::new(conn, permit, now, site.clone())
+        Ok(PooledConnection::new(conn, permit, now, site.clone()))
     };
     let mut candidate = head_start.conn;
     let max_size = u64::from(shared.config.max_size);
@@ -339,7 +346,7 @@ async fn checkout<M: Manager>(
                     continue;
                 }
             }
-            return Ok(lend(conn, permit));
+            return lend(conn, permit);
         }
         if shared.state.get() == PoolState::Recovering {
             // No usable idle connection and the database is lost: do not
@@ -364,18 +371,17 @@ async fn checkout<M: Manager>(
             continue;
         };
         phase.set(Phase::Connect);
+        let opened = spawn_open(permit, slot);
+        let mut states = shared.state.subscribe();
         // Cancel-safe: the connect task owns the permit and the slot now; if
-        // this caller is gone it parks the connection in the idle queue.
-        match spawn_open(permit, slot).await {
-            Ok(Ok((conn, permit))) => {
-                if shared.is_closed() {
-                    // Opened while the pool was shutting down: close it now.
-                    conn.retire(RetireReason::PoolClosed);
-                    drop(permit);
-                    return Err(PoolError::Closed);
-                }
-                return Ok(lend(conn, permit));
-            }
+        // this caller is gone (cancelled, or released because the pool is
+        // closing) it parks the connection, or closes it if the pool closed.
+        let opened = tokio::select! {
+            opened = opened => opened,
+            _ = states.wait_for(|state| state.is_closing()) => return Err(PoolError::Closed),
+        };
+        match opened {
+            Ok(Ok((conn, permit))) => return lend(conn, permit),
             Ok(Err(failure)) => {
                 if !failure.retryable {
                     shared.refresh_state();
@@ -398,6 +404,7 @@ async fn checkout<M: Manager>(
                 tokio::time::sleep(pause).await;
                 retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
             }
+            Err(_task_gone) if shared.is_closed() => return Err(PoolError::Closed),
             Err(_task_died) => {
                 // The connect task panicked (a bug in the manager); its permit
                 // was released when it unwound. Queue again for a new one.

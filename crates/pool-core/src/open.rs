@@ -41,7 +41,9 @@ pub(crate) fn spawn_open<M: Manager>(
     slot: Slot,
 ) -> oneshot::Receiver<OpenOutcome<M>> {
     let (tx, rx) = oneshot::channel();
-    tokio::spawn(async move {
+    let seat = slot.seat();
+    let stats = Arc::clone(&permit.shared().stats);
+    let task = tokio::spawn(async move {
         let shared = Arc::clone(permit.shared());
         let outcome = match connect(&shared, slot).await {
             Ok(conn) => Ok((conn, permit)),
@@ -67,6 +69,13 @@ pub(crate) fn spawn_open<M: Manager>(
             Err(Err(_failure)) => {}
         }
     });
+    // Until the connection exists, a forced shutdown aborts the connect
+    // itself. If the connect already finished, the seat holds the manager's
+    // own force-close (or was given back) and this is a no-op.
+    let abort = task.abort_handle();
+    stats
+        .seats
+        .set_force_close_if_absent(seat, Box::new(move || abort.abort()));
     rx
 }
 

@@ -114,6 +114,13 @@ pub(crate) fn enter<M: Manager>(shared: &Arc<Shared<M>>, reason: &str) {
         recovery.demand();
         return;
     }
+    // The supervisor sets its own schedule; until it runs, the first
+    // scheduled attempt is one initial delay away.
+    let first_delay =
+        u64::try_from(shared.config.reconnect_initial_delay.as_millis()).unwrap_or(u64::MAX);
+    recovery
+        .next_attempt_at
+        .store(now_ms.saturating_add(first_delay), Ordering::Relaxed);
     recovery.attempts.store(0, Ordering::Relaxed);
     let weak = Arc::downgrade(shared);
     let task = tokio::spawn(supervise(weak));

@@ -115,6 +115,32 @@ impl Seats {
 
     /// Marks `seat` lent at `now_ms`; records the acquisition site when
     /// leak detection is on (`site` is `Some`).
+    /// Stores `force_close` only if the seat holds none.
+    pub(crate) fn set_force_close_if_absent(&self, seat: usize, force_close: ForceClose) {
+        if let Some(entry) = self.seats.get(seat) {
+            let mut slot = entry.force_close.lock();
+            if slot.is_none() {
+                *slot = Some(force_close);
+            }
+        }
+    }
+
+    /// Force-closes every seat that still holds a handle and is not lent
+    /// (connects in progress, connections being validated). Returns how many.
+    pub(crate) fn force_close_unlent(&self) -> u64 {
+        let mut closed = 0;
+        for entry in self.seats.iter() {
+            if entry.lent_id.load(Ordering::Acquire) != 0 {
+                continue;
+            }
+            if let Some(force_close) = entry.force_close.lock().take() {
+                force_close();
+                closed += 1;
+            }
+        }
+        closed
+    }
+
     #[inline]
     pub(crate) fn lend(&self, seat: usize, connection_id: u64, now_ms: u64, site: Option<Site>) {
         if let Some(entry) = self.seats.get(seat) {

@@ -8,7 +8,8 @@
 //! 2. waits, up to `timeout`, for every lent (and opening) connection to
 //!    come back — on state: every slot dropped while closing wakes it;
 //! 3. force-closes what is still lent (through the manager's force-close
-//!    handle), logging each with its connection id and how long it was held;
+//!    handle), logging each with its connection id, how long it was held and
+//!    where it was acquired, and aborts connects still in progress;
 //! 4. stops and joins the maintenance task and the reconnect supervisor;
 //! 5. moves to `TERMINATED` and returns a [`ShutdownReport`].
 //!
@@ -54,6 +55,9 @@ pub struct ShutdownReport {
     pub returned_in_time: u64,
     /// Connections still lent at the end of the grace period.
     pub forced: Vec<ForcedConnection>,
+    /// Connects (or checkout validations) still in progress at the end of
+    /// the grace period, aborted.
+    pub aborted_in_progress: u64,
     /// How long the shutdown took, in milliseconds.
     pub duration_ms: f64,
 }
@@ -101,6 +105,7 @@ impl<M: Manager> Pool<M> {
                 () = tokio::time::sleep_until(deadline) => break,
             }
         }
+        let busy_at_deadline = busy();
         let now_ms = shared.ms_since_start(Instant::now());
         let mut forced = Vec::new();
         for lent in shared.stats.seats.lent() {
@@ -128,6 +133,14 @@ impl<M: Manager> Pool<M> {
                 acquired_at,
             });
         }
+        let aborted_in_progress = shared.stats.seats.force_close_unlent();
+        if aborted_in_progress > 0 {
+            tracing::warn!(
+                target: "pool_core::shutdown",
+                aborted_in_progress,
+                "aborted {aborted_in_progress} connects or checks still in progress after the shutdown grace period"
+            );
+        }
         // Joining is bounded: both tasks are aborted first.
         if let Some(task) = self.take_maintenance_task() {
             task.abort();
@@ -141,8 +154,9 @@ impl<M: Manager> Pool<M> {
         let report = ShutdownReport {
             first: true,
             idle_closed,
-            returned_in_time: busy_at_start.saturating_sub(forced.len() as u64),
+            returned_in_time: busy_at_start.saturating_sub(busy_at_deadline),
             forced,
+            aborted_in_progress,
             duration_ms: started.elapsed().as_micros() as f64 / 1000.0,
         };
         *shared.shutdown_report.lock() = Some(report.clone());
@@ -179,6 +193,7 @@ impl<M: Manager> Pool<M> {
                 idle_closed: 0,
                 returned_in_time: 0,
                 forced: Vec::new(),
+                aborted_in_progress: 0,
                 duration_ms: 0.0,
             },
         }

@@ -94,6 +94,9 @@ pub(crate) enum Dirt {
     /// The server refused a write as read-only (SQLSTATE 25006): it may be a
     /// demoted primary, so this session must not serve the next caller.
     ReadOnlyServer,
+    /// The server is shutting this session down (SQLSTATE 57P01, 57P02,
+    /// 57P03); the socket may not have closed yet when the caller returns it.
+    ServerShutdown,
 }
 
 impl Dirt {
@@ -111,6 +114,9 @@ impl Dirt {
             }
             Dirt::UntrackedTransaction => {
                 "a transaction-control statement was prepared, so the transaction state cannot be followed; send BEGIN/COMMIT as text or use conn.transaction()"
+            }
+            Dirt::ServerShutdown => {
+                "the server terminated the session (SQLSTATE 57P0x: shutdown, crash or pg_terminate_backend)"
             }
             Dirt::ReadOnlyServer => {
                 "the server refused a write as read-only (SQLSTATE 25006, e.g. a demoted primary); the connection is retired so the next one can reach a writable server"
@@ -139,6 +145,8 @@ pub(crate) struct Session {
     untracked: AtomicBool,
     /// Set once the server answered 25006 (read-only); never reset.
     read_only: AtomicBool,
+    /// Set once the server answered 57P0x (session terminated); never reset.
+    shut_down: AtomicBool,
 }
 
 impl Session {
@@ -157,6 +165,8 @@ impl Session {
     pub(crate) fn dirt(&self) -> Option<Dirt> {
         if self.in_flight() {
             Some(Dirt::InFlight)
+        } else if self.shut_down.load(Relaxed) {
+            Some(Dirt::ServerShutdown)
         } else if self.read_only.load(Relaxed) {
             Some(Dirt::ReadOnlyServer)
         } else if self.untracked.load(Relaxed) {
@@ -204,8 +214,18 @@ impl Session {
         self.in_flight.fetch_sub(1, Relaxed);
         self.apply(effect, result.is_ok());
         if let Err(error) = &result {
-            if error.code() == Some(&SqlState::READ_ONLY_SQL_TRANSACTION) {
-                self.read_only.store(true, Relaxed);
+            match error.code() {
+                Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => {
+                    self.read_only.store(true, Relaxed);
+                }
+                Some(code)
+                    if *code == SqlState::ADMIN_SHUTDOWN
+                        || *code == SqlState::CRASH_SHUTDOWN
+                        || *code == SqlState::CANNOT_CONNECT_NOW =>
+                {
+                    self.shut_down.store(true, Relaxed);
+                }
+                _ => {}
             }
         }
         result

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests: throwaway servers, URLs, a
-//! bounded wait on state, and a log capture.
+//! bounded wait on state, a log capture, and the outage tests' promise that
+//! nothing is lost.
 //!
 //! Each test starts its own [`TempDb`] (about 0.2 s), so tests run in
 //! parallel without sharing state.
@@ -12,7 +13,8 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::Duration;
 
 use pg_tempdb::TempDb;
-use pool_pg::PoolConfig;
+use pool_pg::{PgConnection, PgPool, PgPoolExt, PoolConfig, PoolState};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 /// The distinctive password every secrecy assertion looks for.
@@ -139,4 +141,107 @@ pub(crate) fn capture_logs() -> LogCapture {
             capture
         })
         .clone()
+}
+
+/// `base` (a server's or a proxy's URL, without a query string) with its
+/// own `application_name`, so `pg_stat_activity` counts only one test's
+/// connections.
+pub(crate) fn url_with_app(base: &str, application_name: &str) -> String {
+    format!("{base}?application_name={application_name}")
+}
+
+/// Builds a pool, or fails the test saying why.
+pub(crate) async fn connect(url: &str, config: PoolConfig) -> PgPool {
+    PgPool::connect(url, config)
+        .await
+        .unwrap_or_else(|e| panic!("build the pool: {e}"))
+}
+
+/// Whether backend `pid` is inside `pg_sleep` right now.
+pub(crate) fn is_sleeping(db: &TempDb, pid: i32) -> bool {
+    db.query_scalar::<i64>(&format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND wait_event = 'PgSleep'"
+    ))
+    .expect("look the backend up")
+        == 1
+}
+
+/// The backend process id of `conn`, asked through it.
+pub(crate) async fn backend_pid(conn: &PgConnection) -> i32 {
+    conn.query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("SELECT pg_backend_pid()")
+        .get(0)
+}
+
+/// Promise 1, "nothing is lost": within [`WAIT`] the pool becomes quiet (no
+/// connection lent, opening or waited for) and the server shows exactly as
+/// many backends with `application_name` as the pool counts open. Polled,
+/// because a connection the pool closed takes a moment to vanish
+/// server-side; the pool's snapshot is taken before and after the count and
+/// must not move in between.
+pub(crate) async fn assert_nothing_lost(pool: &PgPool, db: &TempDb, application_name: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let before = pool.statistics();
+        // A server that is briefly out of slots (the admin query needs one)
+        // is retried like a count that does not match yet.
+        let server = db.count_connections(application_name);
+        let after = pool.statistics();
+        let settled = before.is_quiet()
+            && after.is_quiet()
+            && before.total_connections == after.total_connections;
+        if settled && matches!(&server, Ok(n) if *n == after.total_connections) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "something was lost: after {WAIT:?} the server shows {server:?} backends of \
+             {application_name:?}, the pool {} open and is {}quiet: {after:?}",
+            after.total_connections,
+            if after.is_quiet() { "" } else { "not " },
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every state a pool passed through, from the moment of `start`, as seen
+/// by a subscriber. (A transition that is undone within microseconds may be
+/// coalesced away; the states these tests look for last far longer.)
+pub(crate) struct StateLog {
+    seen: Arc<Mutex<Vec<PoolState>>>,
+    task: JoinHandle<()>,
+}
+
+impl StateLog {
+    /// Starts recording `pool`'s states, its current one first.
+    pub(crate) fn start(pool: &PgPool) -> Self {
+        let mut states = pool.subscribe_state();
+        let first = *states.borrow_and_update();
+        let seen = Arc::new(Mutex::new(vec![first]));
+        let log = Arc::clone(&seen);
+        let task = tokio::spawn(async move {
+            while states.changed().await.is_ok() {
+                let state = *states.borrow_and_update();
+                log.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(state);
+            }
+        });
+        Self { seen, task }
+    }
+
+    /// The states recorded so far, in order.
+    pub(crate) fn seen(&self) -> Vec<PoolState> {
+        self.seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+impl Drop for StateLog {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
