@@ -116,7 +116,8 @@ async fn step(pool: &Pool<FakeManager>, held: &mut Held, model: &mut Model, op: 
                 });
                 common::eventually(pool, "queued", |s| s.waiting_requests == 1).await;
                 pending.abort();
-                assert!(pending.await.unwrap_err().is_cancelled());
+                let aborted = pending.await.expect_err("the pending acquire was aborted");
+                assert!(aborted.is_cancelled());
             }
         }
         Op::Return(i) | Op::ReturnBroken(i) | Op::Discard(i) => {
