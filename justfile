@@ -4,9 +4,29 @@
 demo:
     cargo run -p examples --example demo
 
+# The MCP server example (stdio; logs to MCP_LOG_FILE, default /tmp/codebase-mcp.log).
+mcp:
+    cargo run -p examples --example mcp_server
+
+# The HTTP service example (GET /health, /metrics, /db/activity on HTTP_ADDR).
+http:
+    cargo run -p examples --example http_server
+
+# docs/examples/usage.md, end to end.
+usage:
+    cargo run -p examples --example usage
+
 # The test suite (starts its own PostgreSQL servers).
 test:
     cargo test --workspace
+
+# loom models of the semaphore and the slot gauges.
+loom:
+    RUSTFLAGS="--cfg pool_loom" LOOM_MAX_PREEMPTIONS=2 CARGO_TARGET_DIR=target/loom cargo test -p pool-core --lib --release loom_models
+
+# The state-machine property test with many more cases.
+proptest-long:
+    PROPTEST_CASES=20000 cargo test -p pool-core --release --test model
 
 # Formatting and lints, as CI runs them.
 lint:

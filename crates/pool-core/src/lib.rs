@@ -64,6 +64,9 @@ mod state;
 mod stats;
 mod sync;
 
+#[cfg(all(test, pool_loom))]
+mod loom_models;
+
 pub use config::{
     PoolConfig, DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_HEALTH_DEGRADED_PERCENT,
     DEFAULT_HEALTH_HEALTHY_PERCENT, DEFAULT_LEAK_DETECTION_TIMEOUT, DEFAULT_MAINTENANCE_INTERVAL,

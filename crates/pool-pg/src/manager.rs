@@ -169,14 +169,14 @@ where
             tracing::warn!(
                 target: "pool_pg::connection",
                 server = %self.server,
-                "closing a connection that was {}",
+                "closing a returned connection: {}",
                 dirt.describe()
             );
         } else {
             tracing::debug!(
                 target: "pool_pg::connection",
                 server = %self.server,
-                "closing a connection that was {}",
+                "closing a returned connection: {}",
                 dirt.describe()
             );
         }

@@ -104,16 +104,16 @@ impl Dirt {
     pub(crate) fn describe(self) -> &'static str {
         match self {
             Dirt::InFlight => {
-                "returned with a request still running (its future was dropped: a timeout or a cancelled task)"
+                "it was returned with a request still running (its future was dropped: a timeout or a cancelled task)"
             }
             Dirt::InTransaction => {
-                "returned inside a transaction: COMMIT or ROLLBACK it before dropping the connection, or use conn.transaction()"
+                "it was returned inside a transaction: COMMIT or ROLLBACK it before dropping the connection, or use conn.transaction()"
             }
             Dirt::UnknownTransaction => {
-                "returned after a failed statement that controlled a transaction, so whether one is open is unknown; run ROLLBACK after such a failure"
+                "it was returned after a failed statement that controlled a transaction, so whether one is open is unknown; run ROLLBACK after such a failure"
             }
             Dirt::UntrackedTransaction => {
-                "a transaction-control statement was prepared, so the transaction state cannot be followed; send BEGIN/COMMIT as text or use conn.transaction()"
+                "a transaction-control statement was prepared on it, so the transaction state cannot be followed; send BEGIN/COMMIT as text or use conn.transaction()"
             }
             Dirt::ServerShutdown => {
                 "the server terminated the session (SQLSTATE 57P0x: shutdown, crash or pg_terminate_backend)"

@@ -1,0 +1,5 @@
+//! The HTTP service over the connection pool; see `examples::http`.
+
+fn main() -> std::process::ExitCode {
+    examples::http::main()
+}
