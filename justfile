@@ -37,6 +37,10 @@ lint:
 bench:
     cargo bench -p benches
 
+# Performance baseline: interleaved rounds against the floor and the peers (~3 min; writes performance_baselines/).
+baseline *ARGS:
+    scripts/collect_baseline.sh {{ARGS}}
+
 # API docs, warnings are errors.
 doc:
     RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps

@@ -1,49 +1,101 @@
-//! Acquire + release of a dummy object: the pool against the bare floor,
-//! uncontended and contended, in one run; and the cost of `statistics()`
-//! and `health_check()`.
+//! Acquire + release of a dummy object (no I/O): our pool, the bare floor,
+//! deadpool and bb8 in the same run, over the `w{tasks}s{size}` matrix, in
+//! two shapes (release at once; hold across one `yield_now`). Also the
+//! price of leak detection (off / site / backtrace) on the uncontended
+//! path, and the cost of `statistics()` and `health_check()`.
+//!
+//! One criterion iteration is one operation; `iters` operations are shared
+//! out between the tasks (`benches::workload::run_ops`), so the reported
+//! time is the time per operation at that concurrency (the inverse of the
+//! throughput) and criterion's `elem/s` is operations per second.
+//!
+//! Short times (0.3 s warm-up, 1 s measurement, 20 samples, no plots) keep
+//! `cargo bench -p benches` within a few minutes on 2 cores; lengthen them
+//! with `cargo bench -p benches --bench acquire -- --measurement-time 5`.
 
 use std::time::Duration;
 
-use benches::{DummyManager, Floor};
-use criterion::{criterion_group, criterion_main, Criterion};
-use pool_core::{Pool, PoolConfig};
+use benches::dummy::{case_name, ours_config, DummySet, Ours, Shape, MATRIX};
+use benches::{runtime, workload, Contender, DummyManager};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use pool_core::Pool;
+use tokio::runtime::Runtime;
 
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
+fn config() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .sample_size(20)
+        .without_plots()
 }
 
-fn uncontended(c: &mut Criterion) {
-    let rt = runtime();
-    let pool = rt
-        .block_on(Pool::build(
-            DummyManager,
-            PoolConfig::default().min_size(4).max_size(4),
-        ))
-        .expect("pool");
-    let floor = Floor::new(4);
-    let mut group = c.benchmark_group("uncontended");
-    group.bench_function("pool", |b| {
-        b.to_async(&rt).iter(|| async {
-            let conn = pool.acquire().await.expect("acquire");
-            std::hint::black_box(*conn);
+/// Times `iters` operations of `contender` shared out between `tasks`.
+fn bench_contender<C: Contender>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    contender: &C,
+    tasks: usize,
+) {
+    group.bench_function(name, |b| {
+        b.to_async(rt).iter_custom(|iters| async move {
+            workload::run_ops(contender, tasks, iters)
+                .await
+                .expect("benchmark operation failed")
         })
     });
-    group.bench_function("floor", |b| b.to_async(&rt).iter(|| floor.cycle()));
+}
+
+/// The matrix: every case and shape, the four contenders side by side.
+fn matrix(c: &mut Criterion) {
+    let rt = runtime().expect("tokio runtime");
+    for shape in Shape::ALL {
+        for (tasks, size) in MATRIX {
+            let set = rt
+                .block_on(DummySet::build(size, shape))
+                .expect("build the contenders");
+            let mut group = c.benchmark_group(format!(
+                "acquire_{}/{}",
+                shape.name(),
+                case_name(tasks, size)
+            ));
+            group.throughput(Throughput::Elements(1));
+            bench_contender(&mut group, &rt, "ours", &set.ours, tasks);
+            bench_contender(&mut group, &rt, "floor", &set.floor, tasks);
+            bench_contender(&mut group, &rt, "deadpool", &set.deadpool, tasks);
+            bench_contender(&mut group, &rt, "bb8", &set.bb8, tasks);
+            group.finish();
+        }
+    }
+}
+
+/// Leak detection's price on the uncontended path (w1s4, release): off, on
+/// (file and line only, the default), and with a backtrace per acquisition.
+fn leak_detection(c: &mut Criterion) {
+    let rt = runtime().expect("tokio runtime");
+    let base = ours_config(4);
+    let variants = [
+        ("off", base.clone().enable_leak_detection(false)),
+        ("site", base.clone()),
+        ("backtrace", base.leak_backtrace(true)),
+    ];
+    let mut group = c.benchmark_group("leak_detection");
+    group.throughput(Throughput::Elements(1));
+    for (name, config) in variants {
+        let ours = rt
+            .block_on(Ours::build(config, Shape::Release))
+            .expect("pool");
+        bench_contender(&mut group, &rt, name, &ours, 1);
+    }
     group.finish();
 }
 
 /// The cost of asking the pool how it is doing: both must stay under 1 µs.
 fn observe(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = runtime().expect("tokio runtime");
     let pool = rt
-        .block_on(Pool::build(
-            DummyManager,
-            PoolConfig::default().min_size(4).max_size(8),
-        ))
+        .block_on(Pool::build(DummyManager, ours_config(8).min_size(4)))
         .expect("pool");
     // Give the histograms realistic content first.
     rt.block_on(async {
@@ -64,85 +116,14 @@ fn observe(c: &mut Criterion) {
     group.finish();
 }
 
-/// Leak detection's price on the uncontended path: off, on (file and line
-/// only, the default), and with a backtrace per acquisition.
-fn leak_detection(c: &mut Criterion) {
-    let rt = runtime();
-    let base = PoolConfig::default().min_size(4).max_size(4);
-    let variants = [
-        ("off", base.clone().enable_leak_detection(false)),
-        ("site", base.clone()),
-        ("backtrace", base.leak_backtrace(true)),
-    ];
-    let mut group = c.benchmark_group("leak_detection");
-    for (name, config) in variants {
-        let pool = rt
-            .block_on(Pool::build(DummyManager, config))
-            .expect("pool");
-        group.bench_function(name, |b| {
-            b.to_async(&rt).iter(|| async {
-                let conn = pool.acquire().await.expect("acquire");
-                std::hint::black_box(*conn);
-            })
-        });
-    }
-    group.finish();
-}
-
-fn contended(c: &mut Criterion) {
-    let rt = runtime();
-    let mut group = c.benchmark_group("contended_w64s16");
-    group.measurement_time(Duration::from_secs(3));
-    let pool = rt
-        .block_on(Pool::build(
-            DummyManager,
-            PoolConfig::default().min_size(16).max_size(16),
-        ))
-        .expect("pool");
-    let floor = Floor::new(16);
-    group.bench_function("pool", |b| {
-        b.to_async(&rt).iter(|| {
-            let pool = pool.clone();
-            async move {
-                let tasks: Vec<_> = (0..64)
-                    .map(|_| {
-                        let pool = pool.clone();
-                        tokio::spawn(async move {
-                            let conn = pool.acquire().await.expect("acquire");
-                            tokio::task::yield_now().await;
-                            drop(conn);
-                        })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
-                }
-            }
-        })
-    });
-    group.bench_function("floor", |b| {
-        b.to_async(&rt).iter(|| {
-            let floor = floor.clone();
-            async move {
-                let tasks: Vec<_> = (0..64)
-                    .map(|_| {
-                        let floor = floor.clone();
-                        tokio::spawn(async move { floor.cycle_holding(true).await })
-                    })
-                    .collect();
-                for task in tasks {
-                    task.await.expect("task");
-                }
-            }
-        })
-    });
-    group.finish();
-}
-
 #[allow(missing_docs)] // generated by criterion_group!
 mod group {
     use super::*;
-    criterion_group!(benches, uncontended, observe, leak_detection, contended);
+    criterion_group! {
+        name = benches;
+        config = config();
+        targets = matrix, leak_detection, observe
+    }
 }
 use group::benches;
 criterion_main!(benches);

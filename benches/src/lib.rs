@@ -1,73 +1,52 @@
-//! Shared pieces of the benchmarks: a no-I/O manager for measuring the
-//! pool's own overhead, and the bare floor it is compared with.
+//! Shared pieces of the benchmarks and of the baseline runner.
+//!
+//! Everything that is measured is a [`Contender`]: something that can do one
+//! *operation* (acquire an object, use it, give it back). The same contender
+//! types serve the criterion benches (`benches/acquire.rs`,
+//! `benches/postgres.rs`), the baseline runner (`src/bin/baseline/`) and
+//! the profiling loop (`src/bin/hot_path.rs`), so they can never measure
+//! different things. `docs/performance.md` says how to run them and how to
+//! read the results.
+//!
+//! * [`noop`]: managers whose connections are plain numbers (no I/O), for
+//!   our pool, deadpool and bb8; [`dummy`]: the acquire/release contenders
+//!   built on them and on the floor, in two shapes.
+//! * [`floor`]: the bare floor, a tokio `Semaphore` plus a crossbeam
+//!   `ArrayQueue`, with no bookkeeping at all. No real pool can be cheaper.
+//! * [`pg`]: the `SELECT 1` contenders against one throwaway PostgreSQL
+//!   server, and the warm-up measurements.
+//! * [`workload`]: running a contender with N tasks, either for a fixed
+//!   number of operations (criterion) or for a fixed time, recording
+//!   latencies and per-task completions (the baseline).
+//! * [`fairness`]: median, Jain's fairness index, starved tasks.
 
-use std::convert::Infallible;
-use std::sync::Arc;
+pub mod dummy;
+pub mod fairness;
+pub mod floor;
+pub mod noop;
+pub mod pg;
+pub mod workload;
 
-use crossbeam_queue::ArrayQueue;
-use pool_core::Manager;
-use tokio::sync::Semaphore;
+use std::future::Future;
 
-/// A manager whose connections are plain numbers: no I/O at all, so a
-/// benchmark measures only the pool.
-#[derive(Debug, Default)]
-pub struct DummyManager;
+pub use floor::{Floor, FloorError, FloorGuard};
+pub use noop::DummyManager;
 
-impl Manager for DummyManager {
-    type Connection = u64;
-    type Error = Infallible;
+/// What a failed operation reports. A benchmark stops at the first one.
+pub type OpError = Box<dyn std::error::Error + Send + Sync>;
 
-    async fn create(&self) -> Result<u64, Infallible> {
-        Ok(0)
-    }
-
-    async fn validate(&self, _conn: &mut u64) -> Result<(), Infallible> {
-        Ok(())
-    }
-
-    fn is_broken(&self, _conn: &mut u64) -> bool {
-        false
-    }
+/// Something that can do one benchmark operation: acquire an object, use
+/// it, give it back.
+pub trait Contender: Clone + Send + Sync + 'static {
+    /// One operation. Resolves once the object is back in its pool.
+    fn op(&self) -> impl Future<Output = Result<(), OpError>> + Send;
 }
 
-/// The floor: a tokio `Semaphore` plus a crossbeam `ArrayQueue`, with no
-/// bookkeeping at all. No real pool can be cheaper than this.
-#[derive(Debug, Clone)]
-pub struct Floor {
-    semaphore: Arc<Semaphore>,
-    objects: Arc<ArrayQueue<u64>>,
-}
-
-impl Floor {
-    /// A floor holding `size` objects.
-    pub fn new(size: usize) -> Self {
-        let objects = ArrayQueue::new(size);
-        for i in 0..size as u64 {
-            // The queue has exactly `size` places.
-            let _pushed = objects.push(i).is_ok();
-        }
-        Self {
-            semaphore: Arc::new(Semaphore::new(size)),
-            objects: Arc::new(objects),
-        }
-    }
-
-    /// Takes an object, uses it, gives it back.
-    pub async fn cycle(&self) -> u64 {
-        self.cycle_holding(false).await
-    }
-
-    /// Like [`cycle`](Floor::cycle), optionally holding the object across
-    /// one `yield_now` (the realistic shape: the holder does some work).
-    pub async fn cycle_holding(&self, hold_across_yield: bool) -> u64 {
-        let permit = self.semaphore.acquire().await;
-        let object = self.objects.pop().unwrap_or_default();
-        if hold_across_yield {
-            tokio::task::yield_now().await;
-        }
-        let value = std::hint::black_box(object);
-        let _pushed = self.objects.push(object).is_ok();
-        drop(permit);
-        value
-    }
+/// A tokio runtime with 2 worker threads (the machine has 2 cores), the
+/// one every benchmark runs on.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }

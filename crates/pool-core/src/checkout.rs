@@ -107,7 +107,15 @@ impl<M: Manager> Pool<M> {
     ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
         let shared = self.shared();
         let (head_start, site) = match fast_path(shared, site) {
-            FastPath::Done(guard) => return Ok(guard),
+            FastPath::Done(guard) => {
+                // Cooperative scheduling: like tokio's own primitives, give
+                // the runtime a chance to run other tasks now and then, so a
+                // task looping on a free pool cannot starve its neighbours.
+                // Cancel-safe: if dropped here, the guard returns the
+                // connection.
+                tokio::task::consume_budget().await;
+                return Ok(guard);
+            }
             FastPath::Continue(head_start, site) => (head_start, site),
         };
         let started = Instant::now();

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Collects the connection pool's performance baseline, or checks a rerun
+# against the checked-in one.
+#
+#   scripts/collect_baseline.sh [--note TEXT] [runner flags...]
+#       runs every case in release mode and writes
+#       performance_baselines/connection_pool_baseline.json (+ .md)
+#   scripts/collect_baseline.sh --compare [--tolerance 0.15] [runner flags...]
+#       reruns with the baseline's settings, writes baseline-compare.json
+#       (+ .md) under $CARGO_TARGET_DIR (default target/), and exits 1 if
+#       any ratio to the floor or to a peer regressed by more than the
+#       tolerance against the checked-in JSON
+#
+# Runner flags (see `--help`): --rounds N, --acquire-round-ms MS,
+# --postgres-round-ms MS, --skip-postgres, --quick, --only TEXT, --out PATH.
+# Takes about 2 minutes on 2 cores, plus the first release build. Needs the
+# PostgreSQL server binaries (initdb, postgres) unless --skip-postgres.
+# Respects CARGO_TARGET_DIR. Run it on a quiet machine: the file records the
+# load average before and after. A full collection (no --compare, --out,
+# --only, --quick or --skip-postgres) also copies the tables into
+# docs/performance.md, between its baseline markers.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+baseline=performance_baselines/connection_pool_baseline.json
+tables=performance_baselines/connection_pool_baseline.md
+doc=docs/performance.md
+args=()
+compare=0
+partial=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --compare) compare=1 ;;
+    --out|--only|--quick|--skip-postgres) partial=1; args+=("$1") ;;
+    -h|--help)
+      awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+      exit 0 ;;
+    *) args+=("$1") ;;
+  esac
+  shift
+done
+
+if [ "$compare" = 1 ]; then
+  if [ ! -f "$baseline" ]; then
+    echo "error: no baseline at $baseline; collect one first (without --compare)" >&2
+    exit 2
+  fi
+  args=(--compare "$baseline" "${args[@]}")
+fi
+
+# Replaces what lies between the baseline markers of the doc with the tables.
+update_doc() {
+  local begin='<!-- baseline:begin -->' end='<!-- baseline:end -->'
+  if ! grep -qF "$begin" "$doc" || ! grep -qF "$end" "$doc"; then
+    echo "note: $doc has no baseline markers; tables not copied" >&2
+    return 0
+  fi
+  awk -v begin="$begin" -v end="$end" -v tables="$tables" '
+    index($0, begin) { print; while ((getline line < tables) > 0) print line; skip = 1; next }
+    index($0, end) { skip = 0 }
+    !skip { print }
+  ' "$doc" > "$doc.tmp"
+  mv "$doc.tmp" "$doc"
+  echo "copied the tables into $doc" >&2
+}
+
+# cargo run passes the runner's exit status on: 0 ok, 1 regressed, 2 error.
+status=0
+cargo run --release --quiet -p benches --bin baseline -- "${args[@]}" || status=$?
+if [ "$status" = 0 ] && [ "$compare" = 0 ] && [ "$partial" = 0 ]; then
+  update_doc
+fi
+exit "$status"
