@@ -16,11 +16,13 @@
 use std::time::Duration;
 
 use benches::dummy::{case_name, ours_config, DummySet, Ours, Shape, MATRIX};
-use benches::{runtime, workload, Contender, DummyManager};
-use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use benches::{runtime, DummyManager};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pool_core::Pool;
-use tokio::runtime::Runtime;
+
+mod common;
+
+use common::bench_contender;
 
 fn config() -> Criterion {
     Criterion::default()
@@ -28,23 +30,6 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(1))
         .sample_size(20)
         .without_plots()
-}
-
-/// Times `iters` operations of `contender` shared out between `tasks`.
-fn bench_contender<C: Contender>(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    rt: &Runtime,
-    name: &str,
-    contender: &C,
-    tasks: usize,
-) {
-    group.bench_function(name, |b| {
-        b.to_async(rt).iter_custom(|iters| async move {
-            workload::run_ops(contender, tasks, iters)
-                .await
-                .expect("benchmark operation failed")
-        })
-    });
 }
 
 /// The matrix: every case and shape, the four contenders side by side.

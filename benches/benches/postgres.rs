@@ -15,11 +15,14 @@
 use std::time::Duration;
 
 use benches::pg::{self, case_name, PgSet, SIZES, TASKS};
-use benches::{runtime, workload, Contender};
-use criterion::measurement::WallTime;
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use benches::runtime;
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use pg_tempdb::TempDb;
 use tokio::runtime::Runtime;
+
+mod common;
+
+use common::bench_contender;
 
 fn config() -> Criterion {
     Criterion::default()
@@ -27,22 +30,6 @@ fn config() -> Criterion {
         .measurement_time(Duration::from_secs(2))
         .sample_size(20)
         .without_plots()
-}
-
-fn bench_contender<C: Contender>(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    rt: &Runtime,
-    name: &str,
-    contender: &C,
-    tasks: usize,
-) {
-    group.bench_function(name, |b| {
-        b.to_async(rt).iter_custom(|iters| async move {
-            workload::run_ops(contender, tasks, iters)
-                .await
-                .expect("benchmark operation failed")
-        })
-    });
 }
 
 fn select_1(c: &mut Criterion, rt: &Runtime, db: &TempDb) {

@@ -257,10 +257,8 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
     let permit = Permit::taken(Arc::clone(shared));
     if let Some(mut conn) = shared.idle.pop() {
         let now = Instant::now();
-        if !shared.manager.is_broken(&mut conn.raw)
-            && now < conn.expires_at
-            && now.saturating_duration_since(conn.last_used) < shared.config.validation_skip_window
-            && !shared.is_suspect(conn.last_used)
+        if on_checkout(&shared.manager, &mut conn, now).is_none()
+            && !needs_validation(shared, &conn, now)
         {
             shared
                 .stats
@@ -271,6 +269,18 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
     }
     head_start.permit = Some(permit);
     FastPath::Continue(head_start, site)
+}
+
+/// Whether `conn` must pass the liveness check before it is lent at `now`:
+/// idle longer than the skip window, or suspect after a sign of a restart.
+#[inline]
+fn needs_validation<M: Manager>(
+    shared: &Shared<M>,
+    conn: &Conn<M::Connection>,
+    now: Instant,
+) -> bool {
+    now.saturating_duration_since(conn.last_used) >= shared.config.validation_skip_window
+        || shared.is_suspect(conn.last_used)
 }
 
 /// Takes a permit: at once if one is free, else in FIFO order. Returns
@@ -341,9 +351,7 @@ async fn checkout<M: Manager>(
                 conn.retire(reason);
                 continue;
             }
-            if now.saturating_duration_since(conn.last_used) >= shared.config.validation_skip_window
-                || shared.is_suspect(conn.last_used)
-            {
+            if needs_validation(shared, &conn, now) {
                 phase.set(Phase::Validate);
                 // Cancel-safe: if dropped mid-check, `conn` closes (its
                 // protocol state is unknown) and its slot frees capacity.

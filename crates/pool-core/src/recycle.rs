@@ -42,7 +42,7 @@ pub enum RetireReason {
     MaxQueries,
     /// The manager's free check found it closed or broken.
     Broken,
-    /// Returned in an unknown or unsafe state: dropped in the middle of a
+    /// Returned in an unknown or unusable state: dropped in the middle of a
     /// request, or left inside a transaction.
     Dirty,
     /// Failed (or timed out) its liveness check.

@@ -12,10 +12,7 @@ use pool_core::{Pool, PoolState};
 async fn a_caller_cancelled_while_queued_gives_up_its_place() {
     let pool = pool(1, 1).await;
     let held = pool.acquire().await.unwrap();
-    let queued = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.acquire().await.map(drop) }
-    });
+    let queued = common::spawn_acquire(&pool);
     eventually(&pool, "queued", |s| s.waiting_requests == 1).await;
     queued.abort();
     eventually(&pool, "unlinked", |s| s.waiting_requests == 0).await;
@@ -31,15 +28,9 @@ async fn a_caller_cancelled_while_queued_gives_up_its_place() {
 async fn a_caller_cancelled_after_being_woken_passes_its_turn_to_the_next() {
     let pool = pool(1, 1).await;
     let held = pool.acquire().await.unwrap();
-    let first = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.acquire().await.map(drop) }
-    });
+    let first = common::spawn_acquire(&pool);
     eventually(&pool, "first queued", |s| s.waiting_requests == 1).await;
-    let second = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.acquire().await.map(drop) }
-    });
+    let second = common::spawn_acquire(&pool);
     eventually(&pool, "second queued", |s| s.waiting_requests == 2).await;
     // On this single-threaded runtime, `first` is granted the permit and
     // woken here but cannot run before it is aborted.
@@ -59,10 +50,7 @@ async fn a_caller_cancelled_while_connecting_leaves_the_new_connection_idle() {
     let pool = pool(0, 1).await;
     pool.manager()
         .set_create(Gate::Slow(Duration::from_secs(1)));
-    let caller = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.acquire().await.map(drop) }
-    });
+    let caller = common::spawn_acquire(&pool);
     eventually(&pool, "connect started", |s| s.opening_connections == 1).await;
     caller.abort();
     eventually(&pool, "connection parked idle", |s| s.idle_connections == 1).await;
@@ -81,10 +69,7 @@ async fn a_caller_cancelled_while_validating_closes_that_connection_and_frees_it
     let pool = pool(1, 1).await;
     tokio::time::advance(Duration::from_secs(1)).await;
     pool.manager().set_validate(Gate::Never);
-    let caller = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.acquire().await.map(drop) }
-    });
+    let caller = common::spawn_acquire(&pool);
     eventually(&pool, "validation started", |s| s.validations == 2).await;
     caller.abort();
     eventually(&pool, "slot freed", |s| s.total_connections == 0).await;

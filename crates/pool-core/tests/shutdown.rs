@@ -99,10 +99,7 @@ async fn a_connection_that_finishes_opening_during_shutdown_is_closed_at_once() 
     let pool = pool(0, 2).await;
     pool.manager()
         .set_create(Gate::Slow(Duration::from_secs(2)));
-    let caller = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.acquire().await.map(drop) }
-    });
+    let caller = common::spawn_acquire(&pool);
     eventually(&pool, "connecting", |s| s.opening_connections == 1).await;
     let report = pool.shutdown(Duration::from_secs(10)).await;
     assert!(caller.await.unwrap().unwrap_err().is_closed());

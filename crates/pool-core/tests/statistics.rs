@@ -25,10 +25,7 @@ async fn counters_move_exactly_as_documented_through_a_scripted_session() {
     assert_eq!((s.active_connections, s.peak_active_connections), (2, 2));
     assert_eq!(s.connections_created, 2);
 
-    let waiter = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.acquire().await.map(drop) }
-    });
+    let waiter = common::spawn_acquire(&pool);
     eventually(&pool, "queued", |s| s.waiting_requests == 1).await;
     drop(a);
     waiter.await.unwrap().unwrap();
@@ -59,10 +56,7 @@ async fn counters_move_exactly_as_documented_through_a_scripted_session() {
 async fn a_cancelled_acquire_is_counted_as_cancelled_and_nothing_else() {
     let pool = pool(1, 1).await;
     let held = pool.acquire().await.unwrap();
-    let queued = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.acquire().await.map(drop) }
-    });
+    let queued = common::spawn_acquire(&pool);
     eventually(&pool, "queued", |s| s.waiting_requests == 1).await;
     queued.abort();
     eventually(&pool, "cancelled", |s| s.acquires_cancelled == 1).await;
@@ -109,10 +103,7 @@ async fn hold_time_percentiles_of_a_known_distribution_come_out_right() {
 async fn wait_time_records_how_long_a_queued_caller_waited() {
     let pool = pool(1, 1).await;
     let held = pool.acquire().await.unwrap();
-    let waiter = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.acquire().await.map(drop) }
-    });
+    let waiter = common::spawn_acquire(&pool);
     eventually(&pool, "queued", |s| s.waiting_requests == 1).await;
     tokio::time::advance(Duration::from_millis(200)).await;
     drop(held);

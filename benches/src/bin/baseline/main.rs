@@ -9,8 +9,10 @@
 //! runs its contenders in interleaved rounds and reports medians; see
 //! `docs/performance.md` for what each number means.
 
+mod compare;
 mod measure;
 mod report;
+mod tables;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,9 +25,10 @@ use benches::{DummyManager, OpError};
 use pool_core::Pool;
 use tokio::runtime::Runtime;
 
+use compare::compare;
 use measure::{run_case, runner, time_alternating, CaseReport, OursDuringCase, Plan};
 use report::{
-    compare, load_average, now_rfc3339, Machine, ObserveReport, PostgresReport, Report, Settings,
+    load_average, now_rfc3339, Machine, ObserveReport, PostgresReport, Report, Settings,
     SteadyState,
 };
 

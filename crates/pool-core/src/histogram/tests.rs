@@ -1,5 +1,6 @@
 //! Tests of the latency histogram.
 
+use super::window::{resetting_tag, RESETTING};
 use super::*;
 
 fn ms(value: u64) -> Duration {

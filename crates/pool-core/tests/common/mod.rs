@@ -177,6 +177,14 @@ pub async fn pool(min: u32, max: u32) -> Pool<FakeManager> {
         .expect("fake pool builds")
 }
 
+/// Spawns a caller that acquires a connection and gives it back at once.
+pub fn spawn_acquire(
+    pool: &Pool<FakeManager>,
+) -> tokio::task::JoinHandle<Result<(), pool_core::PoolError<FakeError>>> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.acquire().await.map(drop) })
+}
+
 /// Waits (on state, bounded, in paused or real time) until `check` holds.
 pub async fn eventually<M: Manager>(
     pool: &Pool<M>,

@@ -245,3 +245,7 @@ impl Drop for StateLog {
         self.task.abort();
     }
 }
+
+/// The pause between two requests of a task that drives demand.
+#[allow(dead_code)] // used by some test binaries only
+pub(crate) const DEMAND_EVERY: Duration = Duration::from_millis(20);
