@@ -110,7 +110,7 @@ async fn step(pool: &Pool<FakeManager>, held: &mut Held, model: &mut Model, op: 
         },
         Op::CancelPendingAcquire => {
             if held.len() as u32 == MAX {
-                let pending = common::spawn_acquire(&pool);
+                let pending = common::spawn_acquire(pool);
                 common::eventually(pool, "queued", |s| s.waiting_requests == 1).await;
                 pending.abort();
                 let aborted = pending.await.expect_err("the pending acquire was aborted");
