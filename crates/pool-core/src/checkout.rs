@@ -180,7 +180,8 @@ impl<M: Manager> Pool<M> {
         let permit = Permit::taken(Arc::clone(shared));
         while let Some(mut conn) = shared.idle.pop() {
             let now = Instant::now();
-            if let Some(reason) = on_checkout(&shared.manager, &mut conn, now) {
+            if let Some(reason) = on_checkout(&shared.manager, &mut conn, now, shared.generation())
+            {
                 conn.retire(reason);
                 continue;
             }
@@ -257,7 +258,7 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
     let permit = Permit::taken(Arc::clone(shared));
     if let Some(mut conn) = shared.idle.pop() {
         let now = Instant::now();
-        if on_checkout(&shared.manager, &mut conn, now).is_none()
+        if on_checkout(&shared.manager, &mut conn, now, shared.generation()).is_none()
             && !needs_validation(shared, &conn, now)
         {
             shared
@@ -344,7 +345,8 @@ async fn checkout<M: Manager>(
         }
         if let Some(mut conn) = candidate.take().or_else(|| shared.idle.pop()) {
             let now = Instant::now();
-            if let Some(reason) = on_checkout(&shared.manager, &mut conn, now) {
+            if let Some(reason) = on_checkout(&shared.manager, &mut conn, now, shared.generation())
+            {
                 if reason == RetireReason::Broken {
                     shared.suspect_idle_connections();
                 }

@@ -155,11 +155,27 @@ impl<M: Manager> Drop for PooledConnection<M> {
             .stats
             .hold_time
             .record(now.saturating_duration_since(self.acquired_at));
-        if let Some(reason) = on_return(&shared.manager, &shared.config, &mut conn, now) {
-            if reason == RetireReason::Broken {
-                // A connection that died under its user: the server may have
-                // restarted, so check the idle ones before handing them out.
-                shared.suspect_idle_connections();
+        let generation = shared.generation();
+        if let Some(reason) = on_return(&shared.manager, &shared.config, &mut conn, now, generation)
+        {
+            if matches!(reason, RetireReason::Broken | RetireReason::Dirty) {
+                if let Some(why) = shared.manager.server_lost(&mut conn.raw) {
+                    // The server itself is gone or changed role (shut down,
+                    // demoted, failed over): every connection to it goes at
+                    // once, not one failed request at a time. Only the first
+                    // report of a generation evicts; later ones from the
+                    // same old generation are already being retired.
+                    if conn.generation == generation {
+                        conn.retire(RetireReason::Evicted);
+                        shared.evict(&why);
+                        return;
+                    }
+                } else if reason == RetireReason::Broken {
+                    // A connection that died under its user: the server may
+                    // have restarted, so check the idle ones before handing
+                    // them out.
+                    shared.suspect_idle_connections();
+                }
             }
             conn.retire(reason);
             return;

@@ -31,6 +31,9 @@ pub(crate) struct Conn<C> {
     pub(crate) last_used: Instant,
     /// When its own (jittered) lifetime ends.
     pub(crate) expires_at: Instant,
+    /// The pool's eviction generation when its connect began; a connection
+    /// from an older generation is retired at its next checkout or return.
+    pub(crate) generation: u64,
 }
 
 impl<C> Conn<C> {

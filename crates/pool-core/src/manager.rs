@@ -66,6 +66,18 @@ pub trait Manager: Send + Sync + 'static {
         false
     }
 
+    /// Asked on return about a connection found broken or dirty: `Some(why)`
+    /// if what it saw concerns its whole server (shut down, demoted to
+    /// read-only, failed over), so that every connection to that server is
+    /// suspect. The pool then evicts every connection open now (idle ones at
+    /// once, in-use ones when returned; see `Pool::evict_all`) and new
+    /// connects go wherever the manager's configuration now leads. Must not
+    /// do I/O. The default says never.
+    fn server_lost(&self, conn: &mut Self::Connection) -> Option<String> {
+        let _ = conn;
+        None
+    }
+
     /// How many statements this connection has run, for `max_queries`. Must
     /// be free. The default (0) disables statement-count retirement.
     fn statements(&self, conn: &Self::Connection) -> u64 {

@@ -88,6 +88,9 @@ pub(crate) async fn connect<M: Manager>(
     mut slot: Slot,
 ) -> Result<Conn<M::Connection>, (Arc<ConnectionError<M::Error>>, bool)> {
     let started = Instant::now();
+    // Read before the connect: one that began before an eviction may have
+    // reached the server being left, so it belongs to the old generation.
+    let generation = shared.generation();
     let timeout = shared.config.create_timeout;
     let failure = match tokio::time::timeout(timeout, shared.manager.create()).await {
         Ok(Ok(raw)) => {
@@ -113,6 +116,7 @@ pub(crate) async fn connect<M: Manager>(
                 created_at: now,
                 last_used: now,
                 expires_at: now + jittered_lifetime(&shared.config),
+                generation,
             });
         }
         Ok(Err(error)) => {

@@ -137,6 +137,18 @@ impl<M: Manager> Pool<M> {
         self.shared().health_check()
     }
 
+    /// Retires every connection open now, gracefully: idle ones are closed
+    /// at once, connections in use are closed when returned (their callers
+    /// are not interrupted), and connects already under way are closed at
+    /// their first checkout or return. New connections replace them on
+    /// demand and maintenance refills `min_size`. Use it after a failover
+    /// or a credential rotation; HikariCP calls this a soft eviction.
+    /// Returns how many idle connections were closed at once. Counted in
+    /// `closed_by_reason.evicted`.
+    pub fn evict_all(&self) -> u64 {
+        self.shared().evict("requested by evict_all()")
+    }
+
     /// Runs one maintenance round now (retire stale connections, replenish
     /// to `min_size`) instead of waiting for `maintenance_interval`.
     pub async fn run_maintenance(&self) {

@@ -54,11 +54,14 @@ pub enum RetireReason {
     /// Dropped by a cancelled operation (a checkout cancelled during the
     /// liveness check), or when the pool itself was dropped.
     Dropped,
+    /// Opened before an eviction: `Pool::evict_all()`, or a connection that
+    /// reported its server lost (shut down, demoted, failed over).
+    Evicted,
 }
 
 impl RetireReason {
     /// Every reason, in counter order.
-    pub const ALL: [RetireReason; 9] = [
+    pub const ALL: [RetireReason; 10] = [
         RetireReason::Lifetime,
         RetireReason::IdleTimeout,
         RetireReason::MaxQueries,
@@ -68,6 +71,7 @@ impl RetireReason {
         RetireReason::Discarded,
         RetireReason::PoolClosed,
         RetireReason::Dropped,
+        RetireReason::Evicted,
     ];
 
     /// The stable name used in logs, JSON and metrics.
@@ -82,6 +86,7 @@ impl RetireReason {
             RetireReason::Discarded => "discarded",
             RetireReason::PoolClosed => "pool_closed",
             RetireReason::Dropped => "dropped",
+            RetireReason::Evicted => "evicted",
         }
     }
 
@@ -112,13 +117,18 @@ pub(crate) fn is_expired<C>(conn: &Conn<C>, now: Instant) -> bool {
 }
 
 /// Checkout: a connection that may not be handed out, and why.
+/// `generation` is the pool's current eviction generation: a connection
+/// opened before the last eviction is not handed out.
 pub(crate) fn on_checkout<M: Manager>(
     manager: &M,
     conn: &mut Conn<M::Connection>,
     now: Instant,
+    generation: u64,
 ) -> Option<RetireReason> {
     if manager.is_broken(&mut conn.raw) {
         Some(RetireReason::Broken)
+    } else if conn.generation != generation {
+        Some(RetireReason::Evicted)
     } else if is_expired(conn, now) {
         Some(RetireReason::Lifetime)
     } else {
@@ -127,16 +137,20 @@ pub(crate) fn on_checkout<M: Manager>(
 }
 
 /// Return: a connection that may not go back to the idle queue, and why.
+/// Evicted connections (older than `generation`) do not go back either.
 pub(crate) fn on_return<M: Manager>(
     manager: &M,
     config: &PoolConfig,
     conn: &mut Conn<M::Connection>,
     now: Instant,
+    generation: u64,
 ) -> Option<RetireReason> {
     if manager.is_broken(&mut conn.raw) {
         Some(RetireReason::Broken)
     } else if manager.is_dirty(&mut conn.raw) {
         Some(RetireReason::Dirty)
+    } else if conn.generation != generation {
+        Some(RetireReason::Evicted)
     } else if is_expired(conn, now) {
         Some(RetireReason::Lifetime)
     } else if config.max_queries > 0 && manager.statements(&conn.raw) >= config.max_queries {

@@ -56,6 +56,9 @@ pub(crate) struct Shared<M: Manager> {
     suspect_before: AtomicU64,
     /// Asks maintenance to validate every idle connection now.
     pub(crate) sweep_requested: AtomicBool,
+    /// The eviction generation: bumped by `evict`. A connection remembers
+    /// the generation its connect began in and is retired once it differs.
+    generation: AtomicU64,
     next_connection_id: AtomicU64,
     /// `1 + ms since start` of the last failure; 0 = never.
     last_error_at: AtomicU64,
@@ -84,6 +87,7 @@ impl<M: Manager> Shared<M> {
             shutdown_report: Mutex::new(None),
             suspect_before: AtomicU64::new(0),
             sweep_requested: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
             next_connection_id: AtomicU64::new(1),
             last_error_at: AtomicU64::new(0),
             last_health_check_at: AtomicU64::new(0),
@@ -112,6 +116,50 @@ impl<M: Manager> Shared<M> {
         if !self.sweep_requested.swap(true, Ordering::AcqRel) {
             self.maintenance_wakeup.notify_one();
         }
+    }
+
+    /// The current eviction generation (see `evict`).
+    #[inline]
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Retires every connection open now: idle ones at once, those in use
+    /// when they are returned, and those being opened at their first
+    /// checkout or return (their connect may have reached the old server).
+    /// New connects belong to the new generation. Returns how many idle
+    /// connections were closed at once.
+    pub(crate) fn evict(&self, why: &str) -> u64 {
+        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        let mut closed = 0;
+        // Bounded: the queue holds at most `max_size`; connections of the
+        // new generation pushed meanwhile are put back.
+        let mut keep = Vec::new();
+        for _ in 0..self.config.max_size {
+            let Some(conn) = self.idle.pop() else { break };
+            if conn.generation == generation {
+                keep.push(conn);
+            } else {
+                conn.retire(RetireReason::Evicted);
+                closed += 1;
+            }
+        }
+        for conn in keep {
+            self.return_to_idle(conn);
+        }
+        let gauges = self.stats.gauges.read();
+        tracing::warn!(
+            target: "pool_core::recycle",
+            generation,
+            idle_closed = closed,
+            in_use = gauges.in_use,
+            opening = gauges.opening,
+            reason = why,
+            "Evicting every connection ({why}): {closed} idle closed now, {} in use closed when returned",
+            gauges.in_use
+        );
+        self.maintenance_wakeup.notify_one();
+        closed
     }
 
     /// Whether a connection last used at `last_used` must be validated

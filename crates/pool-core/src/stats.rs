@@ -193,6 +193,7 @@ impl Stats {
                 discarded: closed(RetireReason::Discarded),
                 pool_closed: closed(RetireReason::PoolClosed),
                 dropped: closed(RetireReason::Dropped),
+                evicted: closed(RetireReason::Evicted),
             },
             validations: self.validations.get(),
             validation_failures: self.validation_failures.get(),
@@ -245,6 +246,9 @@ pub struct ClosedByReason {
     /// Dropped by a cancelled checkout during its liveness check, or with
     /// the pool itself.
     pub dropped: u64,
+    /// Opened before an eviction (`Pool::evict_all()`, or a connection
+    /// that reported its server shut down, demoted or failed over).
+    pub evicted: u64,
 }
 
 /// An immutable snapshot of the pool's state, gauges, counters and

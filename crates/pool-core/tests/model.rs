@@ -176,7 +176,8 @@ fn check(pool: &Pool<FakeManager>, held: &Held, model: &Model, history: &[Op]) {
             + r.validation_failed
             + r.discarded
             + r.pool_closed
-            + r.dropped,
+            + r.dropped
+            + r.evicted,
         "{}",
         context()
     );

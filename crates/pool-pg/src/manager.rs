@@ -32,6 +32,7 @@ use tokio_postgres::{Config, NoTls, Socket};
 use crate::config::apply_connection_defaults;
 use crate::connection::{canceller, spawn, PgConnection, TaskReport};
 use crate::error::{Operation, PgError};
+use crate::session::Dirt;
 use crate::url::{redacted_url_of, servers};
 
 /// The pool's [`Manager`] for PostgreSQL over tokio-postgres, generic over
@@ -181,6 +182,22 @@ where
             );
         }
         true
+    }
+
+    fn server_lost(&self, conn: &mut PgConnection) -> Option<String> {
+        // A read-only refusal outside a read-only transaction of the
+        // caller's own means the server is (now) a standby or a demoted
+        // primary: every connection to it is as unfit for writes as this
+        // one. A terminated session (57P0x) is not enough: a single
+        // `pg_terminate_backend` says nothing of the others, and a real
+        // shutdown closes their sockets, which the pool's sweep finds.
+        match conn.session.dirt() {
+            Some(Dirt::ReadOnlyServer) => Some(format!(
+                "{} refused a write as read-only (SQLSTATE 25006): demoted or failed over",
+                self.server
+            )),
+            _ => None,
+        }
     }
 
     fn statements(&self, conn: &PgConnection) -> u64 {

@@ -34,6 +34,8 @@ pub struct FakeConn {
     pub dirty: AtomicBool,
     /// Statements "run" on this connection, set by a test.
     pub statements: AtomicU64,
+    /// Set by a test to mimic a connection that saw its server demoted.
+    pub server_lost: AtomicBool,
 }
 
 #[derive(Default)]
@@ -127,6 +129,7 @@ impl Manager for FakeManager {
                 broken: Arc::new(AtomicBool::new(false)),
                 dirty: AtomicBool::new(false),
                 statements: AtomicU64::new(0),
+                server_lost: AtomicBool::new(false),
             },
             counters: Arc::clone(&self.counters),
         })
@@ -149,6 +152,12 @@ impl Manager for FakeManager {
 
     fn is_dirty(&self, conn: &mut LiveConn) -> bool {
         conn.dirty.load(Ordering::SeqCst)
+    }
+
+    fn server_lost(&self, conn: &mut LiveConn) -> Option<String> {
+        conn.server_lost
+            .load(Ordering::SeqCst)
+            .then(|| "the fake server was demoted".to_owned())
     }
 
     fn statements(&self, conn: &LiveConn) -> u64 {
@@ -231,7 +240,8 @@ pub async fn assert_nothing_lost(pool: &Pool<FakeManager>) {
             + by_reason.validation_failed
             + by_reason.discarded
             + by_reason.pool_closed
-            + by_reason.dropped,
+            + by_reason.dropped
+            + by_reason.evicted,
         "closed connections add up by reason"
     );
     assert_eq!(
