@@ -145,8 +145,10 @@ impl<M: Manager> Pool<M> {
             Ok(guard) => Ok(guard),
             Err(PoolError::Timeout(error)) => {
                 shared.stats.timeouts.incr();
+                shared.stats.metrics.timed_out();
                 tracing::warn!(
                     target: "pool_core::acquire",
+                    pool = %shared.config.name,
                     phase = %error.phase,
                     waited_ms = error.waited.as_millis() as u64,
                     "acquire timed out"
@@ -293,13 +295,13 @@ async fn take_permit<M: Manager>(
         Ok(()) => false,
         Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
         Err(TryAcquireError::NoPermits) => {
+            let metrics = &shared.stats.metrics;
+            metrics.pending(shared.semaphore.waiting() + 1);
             // Cancel-safe: a dropped `Acquire` unlinks itself, or passes on a
             // permit it was granted but never took.
-            shared
-                .semaphore
-                .acquire()
-                .await
-                .map_err(|_closed| PoolError::Closed)?;
+            let granted = shared.semaphore.acquire().await;
+            metrics.pending(shared.semaphore.waiting());
+            granted.map_err(|_closed| PoolError::Closed)?;
             true
         }
     };
@@ -426,7 +428,7 @@ async fn checkout<M: Manager>(
             Err(_task_died) => {
                 // The connect task panicked (a bug in the manager); its permit
                 // was released when it unwound. Queue again for a new one.
-                tracing::error!(target: "pool_core::connect", "connect task panicked; retrying");
+                tracing::error!(target: "pool_core::connect", pool = %shared.config.name, "connect task panicked; retrying");
                 phase.set(Phase::Wait);
                 permit = take_permit(shared).await?.0;
             }

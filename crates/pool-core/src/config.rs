@@ -3,7 +3,7 @@
 //! Every setting has a default, a valid range and a reason, all documented on
 //! the field. Nothing here panics on bad input and nothing is silently
 //! replaced: [`PoolConfig::validate`] collects every problem into one
-//! [`ConfigError`] whose lines name the setting, the value, and the
+//! [`ConfigError`](crate::ConfigError) whose lines name the setting, the value, and the
 //! `POOL_*` variable to change. No timeout is infinite, by default or by
 //! choice: every duration has an upper bound.
 //!
@@ -13,8 +13,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ConfigError, ConfigIssue};
-
+/// Default [`PoolConfig::name`].
+pub const DEFAULT_NAME: &str = "default";
+/// Longest accepted [`PoolConfig::name`], in characters.
+pub const MAX_NAME_LEN: usize = 64;
 /// Default [`PoolConfig::min_size`].
 pub const DEFAULT_MIN_SIZE: u32 = 2;
 /// Default [`PoolConfig::max_size`].
@@ -74,6 +76,12 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct PoolConfig {
+    /// The pool's name in logs (the `pool` field of every event),
+    /// statistics and metrics (the `pool` label). Default `"default"`;
+    /// 1 to 64 characters from `A-Z a-z 0-9 _ - .`, so it is safe as a
+    /// label and in a log line. Name each pool when a service has several
+    /// (e.g. `primary`, `replica`). Variable: `POOL_NAME`.
+    pub name: String,
     /// Connections opened by `build()` and kept open. Default 2, range
     /// `0..=max_size`. Warm connections spare the first requests a connect.
     /// Variable: `POOL_MIN_SIZE`.
@@ -186,6 +194,7 @@ pub struct PoolConfig {
 impl Default for PoolConfig {
     fn default() -> Self {
         Self {
+            name: DEFAULT_NAME.to_owned(),
             min_size: DEFAULT_MIN_SIZE,
             max_size: DEFAULT_MAX_SIZE,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
@@ -210,6 +219,13 @@ impl Default for PoolConfig {
 }
 
 impl PoolConfig {
+    /// Sets [`name`](PoolConfig::name).
+    #[must_use]
+    pub fn name(mut self, value: impl Into<String>) -> Self {
+        self.name = value.into();
+        self
+    }
+
     /// Sets [`min_size`](PoolConfig::min_size).
     #[must_use]
     pub fn min_size(mut self, value: u32) -> Self {
@@ -335,130 +351,6 @@ impl PoolConfig {
     /// Whether leak detection is on: enabled, with a non-zero timeout.
     pub fn leak_detection_active(&self) -> bool {
         self.enable_leak_detection && !self.leak_detection_timeout.is_zero()
-    }
-
-    /// Checks every setting and every relation between settings, and
-    /// reports all problems at once.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut issues = Vec::new();
-        if self.max_size == 0 || self.max_size > MAX_POOL_SIZE {
-            issues.push(ConfigIssue::new(
-                "max_size",
-                "POOL_MAX_SIZE",
-                self.max_size.to_string(),
-                format!(
-                    "max_size ({}) must be between 1 and {MAX_POOL_SIZE}",
-                    self.max_size
-                ),
-                format!("set POOL_MAX_SIZE to a value between 1 and {MAX_POOL_SIZE}"),
-            ));
-        }
-        if self.min_size > self.max_size {
-            issues.push(ConfigIssue::new(
-                "max_size",
-                "POOL_MAX_SIZE",
-                self.max_size.to_string(),
-                format!(
-                    "max_size ({}) must be >= min_size ({})",
-                    self.max_size, self.min_size
-                ),
-                "increase POOL_MAX_SIZE or reduce POOL_MIN_SIZE".to_owned(),
-            ));
-        }
-        check_duration(&mut issues, "acquire_timeout", self.acquire_timeout, false);
-        check_duration(&mut issues, "create_timeout", self.create_timeout, false);
-        check_duration(
-            &mut issues,
-            "validation_timeout",
-            self.validation_timeout,
-            false,
-        );
-        check_duration(
-            &mut issues,
-            "validation_skip_window",
-            self.validation_skip_window,
-            true,
-        );
-        check_duration(&mut issues, "max_lifetime", self.max_lifetime, false);
-        check_duration(&mut issues, "max_idle_time", self.max_idle_time, false);
-        check_duration(
-            &mut issues,
-            "maintenance_interval",
-            self.maintenance_interval,
-            false,
-        );
-        if self.max_lifetime_jitter_percent > MAX_LIFETIME_JITTER_PERCENT {
-            issues.push(ConfigIssue::new(
-                "max_lifetime_jitter_percent",
-                "POOL_MAX_LIFETIME_JITTER_PERCENT",
-                self.max_lifetime_jitter_percent.to_string(),
-                format!(
-                    "max_lifetime_jitter_percent ({}) must be between 0 and {MAX_LIFETIME_JITTER_PERCENT}",
-                    self.max_lifetime_jitter_percent
-                ),
-                format!("set POOL_MAX_LIFETIME_JITTER_PERCENT between 0 and {MAX_LIFETIME_JITTER_PERCENT}"),
-            ));
-        }
-        if self.health_healthy_percent == 0 || self.health_healthy_percent > 100 {
-            issues.push(ConfigIssue::new(
-                "health_healthy_percent",
-                "POOL_HEALTH_HEALTHY_PERCENT",
-                self.health_healthy_percent.to_string(),
-                format!(
-                    "health_healthy_percent ({}) must be between 1 and 100",
-                    self.health_healthy_percent
-                ),
-                "set POOL_HEALTH_HEALTHY_PERCENT between 1 and 100 (default 80)".to_owned(),
-            ));
-        } else if self.health_degraded_percent > self.health_healthy_percent {
-            issues.push(ConfigIssue::new(
-                "health_degraded_percent",
-                "POOL_HEALTH_DEGRADED_PERCENT",
-                self.health_degraded_percent.to_string(),
-                format!(
-                    "health_degraded_percent ({}) must be <= health_healthy_percent ({})",
-                    self.health_degraded_percent, self.health_healthy_percent
-                ),
-                "reduce POOL_HEALTH_DEGRADED_PERCENT or increase POOL_HEALTH_HEALTHY_PERCENT"
-                    .to_owned(),
-            ));
-        }
-        ConfigError::from_issues(issues)
-    }
-}
-
-/// The `POOL_*` variable that sets a duration field.
-pub(crate) fn duration_variable(field: &str) -> String {
-    match field {
-        "max_lifetime" => "POOL_MAX_CONNECTION_LIFETIME_MS".to_owned(),
-        _ => format!("POOL_{}_MS", field.to_ascii_uppercase()),
-    }
-}
-
-fn check_duration(
-    issues: &mut Vec<ConfigIssue>,
-    field: &'static str,
-    value: Duration,
-    zero_ok: bool,
-) {
-    let variable = duration_variable(field);
-    let too_small = !zero_ok && value.is_zero();
-    if too_small || value > MAX_DURATION {
-        let low = if zero_ok { 0 } else { 1 };
-        issues.push(ConfigIssue::new(
-            field,
-            variable.clone(),
-            format!("{}ms", value.as_millis()),
-            format!(
-                "{field} ({} ms) must be between {low} ms and {} ms",
-                value.as_millis(),
-                MAX_DURATION.as_millis()
-            ),
-            format!(
-                "set {variable} to a number of milliseconds between {low} and {}",
-                MAX_DURATION.as_millis()
-            ),
-        ));
     }
 }
 

@@ -17,10 +17,12 @@ enum Kind {
     Count(fn(&mut PoolConfig, u64)),
     Millis(fn(&mut PoolConfig, Duration)),
     Flag(fn(&mut PoolConfig, bool)),
+    Text(fn(&mut PoolConfig, String)),
 }
 
 /// Every `POOL_*` variable: name, field, parser. The one table to extend.
 const SETTINGS: &[(&str, &str, Kind)] = &[
+    ("POOL_NAME", "name", Kind::Text(|c, v| c.name = v)),
     (
         "POOL_MIN_SIZE",
         "min_size",
@@ -120,6 +122,7 @@ const SETTINGS: &[(&str, &str, Kind)] = &[
 
 /// Every variable [`PoolConfig::from_env`] understands.
 pub const POOL_VARIABLES: &[&str] = &[
+    "POOL_NAME",
     "POOL_MIN_SIZE",
     "POOL_MAX_SIZE",
     "POOL_ACQUIRE_TIMEOUT_MS",
@@ -226,6 +229,11 @@ impl PoolConfig {
                 }
                 Some((name, field, Kind::Flag(set))) => {
                     parse_flag(name, field, value).map(|v| set(&mut config, v))
+                }
+                // Checked by `validate` below, with the other ranges.
+                Some((_, _, Kind::Text(set))) => {
+                    set(&mut config, value.to_owned());
+                    Ok(())
                 }
                 None => Err(unknown_variable(key, value, also_known)),
             };

@@ -112,10 +112,17 @@ impl<M: Manager> PooledConnection<M> {
             let stats = &shared.stats;
             if stats.seats.unlend(conn.slot.seat()) {
                 let site = stats.seats.site(conn.slot.seat());
-                leak::unleaked(conn.id, self.acquired_at.elapsed(), site.as_ref());
+                leak::unleaked(
+                    &shared.config.name,
+                    conn.id,
+                    self.acquired_at.elapsed(),
+                    site.as_ref(),
+                );
             }
             stats.releases.incr();
-            stats.hold_time.record(self.acquired_at.elapsed());
+            let held = self.acquired_at.elapsed();
+            stats.hold_time.record(held);
+            stats.metrics.released(held);
             conn.retire(RetireReason::Discarded);
         }
     }
@@ -145,16 +152,16 @@ impl<M: Manager> Drop for PooledConnection<M> {
         if shared.stats.seats.unlend(conn.slot.seat()) {
             let site = shared.stats.seats.site(conn.slot.seat());
             leak::unleaked(
+                &shared.config.name,
                 conn.id,
                 now.saturating_duration_since(self.acquired_at),
                 site.as_ref(),
             );
         }
         shared.stats.releases.incr();
-        shared
-            .stats
-            .hold_time
-            .record(now.saturating_duration_since(self.acquired_at));
+        let held = now.saturating_duration_since(self.acquired_at);
+        shared.stats.hold_time.record(held);
+        shared.stats.metrics.released(held);
         let generation = shared.generation();
         if let Some(reason) = on_return(&shared.manager, &shared.config, &mut conn, now, generation)
         {

@@ -46,6 +46,13 @@ pub enum HealthState {
 }
 
 impl HealthState {
+    /// Every verdict, best first.
+    pub const ALL: [HealthState; 3] = [
+        HealthState::Healthy,
+        HealthState::Degraded,
+        HealthState::Unhealthy,
+    ];
+
     /// `healthy`, `degraded` or `unhealthy`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -97,6 +97,7 @@ pub(crate) fn scan<M: Manager>(shared: &Shared<M>) {
         let backtrace = suspect.site.as_ref().and_then(Site::backtrace);
         tracing::warn!(
             target: "pool_core::leak",
+            pool = %config.name,
             connection_id = suspect.connection_id,
             held_duration_seconds = suspect.held_ms as f64 / 1000.0,
             acquired_at = %acquired_at,
@@ -109,9 +110,10 @@ pub(crate) fn scan<M: Manager>(shared: &Shared<M>) {
 }
 
 /// Called when a lending that was reported comes back.
-pub(crate) fn unleaked(connection_id: u64, held: Duration, site: Option<&Site>) {
+pub(crate) fn unleaked(pool: &str, connection_id: u64, held: Duration, site: Option<&Site>) {
     tracing::info!(
         target: "pool_core::leak",
+        pool,
         connection_id,
         held_duration_seconds = held.as_secs_f64(),
         acquired_at = %site.map_or_else(|| "unknown".to_owned(), ToString::to_string),

@@ -89,6 +89,7 @@ async fn run<M: Manager>(weak: Weak<Shared<M>>, interval: Duration, leak_scan: O
 /// (and tests) can drive it directly.
 pub(crate) async fn run_once<M: Manager>(shared: &Arc<Shared<M>>) {
     shared.stats.maintenance_runs.incr();
+    shared.publish_gauges(None);
     if shared.sweep_requested.swap(false, Ordering::AcqRel) {
         sweep(shared).await;
     }
@@ -132,6 +133,7 @@ async fn sweep<M: Manager>(shared: &Arc<Shared<M>>) {
     if checked > 0 {
         tracing::info!(
             target: "pool_core::maintenance",
+            pool = %shared.config.name,
             checked,
             dead,
             "validated idle connections after a sign of a server restart: {dead} of {checked} dead"
@@ -162,6 +164,7 @@ fn retire_stale<M: Manager>(shared: &Shared<M>) {
                 if let Err(conn) = shared.idle.put_back(conn) {
                     tracing::error!(
                         target: "pool_core::maintenance",
+                        pool = %shared.config.name,
                         connection_id = conn.id,
                         "idle queue full while putting a connection back; closing it (size invariant broken, please report)"
                     );
@@ -174,6 +177,7 @@ fn retire_stale<M: Manager>(shared: &Shared<M>) {
         let after = before - by_idle;
         tracing::info!(
             target: "pool_core::maintenance",
+            pool = %shared.config.name,
             from = before,
             to = after,
             closed = by_idle,
@@ -184,6 +188,7 @@ fn retire_stale<M: Manager>(shared: &Shared<M>) {
     if by_lifetime > 0 {
         tracing::info!(
             target: "pool_core::maintenance",
+            pool = %shared.config.name,
             closed = by_lifetime,
             max_lifetime_ms = shared.config.max_lifetime.as_millis() as u64,
             "Retired {by_lifetime} connections past their max lifetime"
@@ -240,6 +245,7 @@ async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
             }
             tracing::warn!(
                 target: "pool_core::maintenance",
+                pool = %shared.config.name,
                 min_size,
                 open = shared.stats.gauges.read().open(),
                 "could not replenish to min_size; retrying at the next maintenance run"
@@ -251,6 +257,7 @@ async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
     if after > before {
         tracing::info!(
             target: "pool_core::maintenance",
+            pool = %shared.config.name,
             from = before,
             to = after,
             min_size,

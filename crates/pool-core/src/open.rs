@@ -58,6 +58,7 @@ pub(crate) fn spawn_open<M: Manager>(
             Err(Ok((conn, permit))) => {
                 tracing::debug!(
                     target: "pool_core::connect",
+                    pool = %shared.config.name,
                     connection_id = conn.id,
                     "caller gave up while connecting; keeping the new connection idle"
                 );
@@ -101,9 +102,11 @@ pub(crate) async fn connect<M: Manager>(
                 .set_force_close(slot.seat(), shared.manager.force_closer(&raw));
             shared.stats.connections_created.incr();
             shared.stats.create_time.record(started.elapsed());
+            shared.stats.metrics.created(started.elapsed());
             let id = shared.next_connection_id();
             tracing::debug!(
                 target: "pool_core::connect",
+                pool = %shared.config.name,
                 connection_id = id,
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "connection opened"
@@ -127,9 +130,11 @@ pub(crate) async fn connect<M: Manager>(
     };
     drop(slot);
     shared.stats.connection_failures.incr();
+    shared.stats.metrics.create_failed();
     let (error, retryable) = failure;
     tracing::warn!(
         target: "pool_core::connect",
+        pool = %shared.config.name,
         error = %error,
         retryable,
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -158,6 +163,7 @@ pub(crate) async fn validate<M: Manager>(
     shared.stats.validation_failures.incr();
     tracing::warn!(
         target: "pool_core::validate",
+        pool = %shared.config.name,
         connection_id = conn.id,
         error = %error,
         "connection failed validation; closing it"
@@ -196,6 +202,7 @@ pub(crate) async fn warm_up<M: Manager>(
                     shared.config.create_timeout,
                 ));
                 shared.stats.connection_failures.incr();
+                shared.stats.metrics.create_failed();
                 return Err(init_error(cause));
             }
         };
@@ -205,6 +212,7 @@ pub(crate) async fn warm_up<M: Manager>(
         opened += size;
         tracing::info!(
             target: "pool_core::init",
+            pool = %shared.config.name,
             batch = batch_number,
             batch_size = size,
             opened,

@@ -69,6 +69,7 @@ impl<M: Manager> Pool<M> {
         let started = Instant::now();
         tracing::info!(
             target: "pool_core::init",
+            pool = %config.name,
             min_size = config.min_size,
             max_size = config.max_size,
             acquire_timeout_ms = config.acquire_timeout.as_millis() as u64,
@@ -83,7 +84,7 @@ impl<M: Manager> Pool<M> {
         );
         let shared = Arc::new(Shared::new(manager, config));
         if let Err(error) = warm_up(&shared).await {
-            tracing::error!(target: "pool_core::init", error = %error, "connection pool initialization failed");
+            tracing::error!(target: "pool_core::init", pool = %shared.config.name, error = %error, "connection pool initialization failed");
             close_now(&shared, "initialization failed");
             return Err(error);
         }
@@ -91,6 +92,7 @@ impl<M: Manager> Pool<M> {
         let task = maintenance::spawn(&shared);
         tracing::info!(
             target: "pool_core::init",
+            pool = %shared.config.name,
             min_size = shared.config.min_size,
             max_size = shared.config.max_size,
             elapsed_ms = started.elapsed().as_millis() as u64,
@@ -190,7 +192,7 @@ fn close_now<M: Manager>(shared: &Shared<M>, reason: &str) {
     let idle_closed = shared.close();
     if first {
         shared.state.transition(PoolState::Terminated, reason);
-        tracing::info!(target: "pool_core::pool", idle_closed, reason, "connection pool closed");
+        tracing::info!(target: "pool_core::pool", pool = %shared.config.name, idle_closed, reason, "connection pool closed");
     }
 }
 

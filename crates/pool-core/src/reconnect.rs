@@ -170,6 +170,7 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
         let attempts = shared.recovery.attempts.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::info!(
             target: "pool_core::reconnect",
+            pool = %shared.config.name,
             attempt = attempts,
             delay_s = waited.as_secs_f64(),
             trigger,
@@ -192,6 +193,7 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
             );
             tracing::info!(
                 target: "pool_core::reconnect",
+                pool = %shared.config.name,
                 idle = gauges.idle,
                 total = gauges.open(),
                 attempts,

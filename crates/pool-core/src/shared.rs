@@ -23,9 +23,10 @@ use tokio::time::Instant;
 
 use crate::config::PoolConfig;
 use crate::error::ConnectionError;
-use crate::health::{assess, HealthInputs, HealthStatus, RECENT_ERROR_WINDOW};
+use crate::health::{assess, HealthInputs, HealthState, HealthStatus, RECENT_ERROR_WINDOW};
 use crate::idle::{Conn, IdleQueue};
 use crate::manager::Manager;
+use crate::metrics::Metrics;
 use crate::reconnect::Recovery;
 use crate::recycle::RetireReason;
 use crate::semaphore::Semaphore;
@@ -75,14 +76,19 @@ pub(crate) struct Shared<M: Manager> {
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: PoolConfig) -> Self {
         let max_size = config.max_size as usize;
+        let stats = Arc::new(Stats::new(
+            max_size,
+            Metrics::new(&config.name, config.min_size, config.max_size),
+        ));
+        let state = StateCell::new(&config.name, Arc::clone(&stats));
         Self {
             manager,
             semaphore: Semaphore::new(max_size),
             idle: IdleQueue::new(max_size),
-            stats: Arc::new(Stats::new(max_size)),
+            stats,
             last_error: ArcSwapOption::empty(),
             maintenance_wakeup: Arc::new(Notify::new()),
-            state: StateCell::new(),
+            state,
             recovery: Recovery::default(),
             shutdown_report: Mutex::new(None),
             suspect_before: AtomicU64::new(0),
@@ -150,6 +156,7 @@ impl<M: Manager> Shared<M> {
         let gauges = self.stats.gauges.read();
         tracing::warn!(
             target: "pool_core::recycle",
+            pool = %self.config.name,
             generation,
             idle_closed = closed,
             in_use = gauges.in_use,
@@ -181,14 +188,15 @@ impl<M: Manager> Shared<M> {
 
     /// Moves `HEALTHY`/`DEGRADED`/`UNHEALTHY` to match `verdict`.
     fn follow_verdict(&self, verdict: &HealthStatus) {
+        self.publish_gauges(Some(verdict.status));
         let current = self.state.get();
         if !current.follows_health() {
             return;
         }
         let to = match verdict.status {
-            crate::health::HealthState::Healthy => PoolState::Healthy,
-            crate::health::HealthState::Degraded => PoolState::Degraded,
-            crate::health::HealthState::Unhealthy => PoolState::Unhealthy,
+            HealthState::Healthy => PoolState::Healthy,
+            HealthState::Degraded => PoolState::Degraded,
+            HealthState::Unhealthy => PoolState::Unhealthy,
         };
         if to != current {
             let reason = if verdict.reasons.is_empty() {
@@ -197,6 +205,17 @@ impl<M: Manager> Shared<M> {
                 verdict.reasons.join("; ")
             };
             self.state.transition(to, &reason);
+        }
+    }
+
+    /// Republishes the metric gauges from fresh readings (see `metrics.rs`
+    /// on why): on every health verdict, snapshot and maintenance round.
+    pub(crate) fn publish_gauges(&self, health: Option<HealthState>) {
+        let metrics = &self.stats.metrics;
+        metrics.connections(self.stats.gauges.read());
+        metrics.pending(self.semaphore.waiting());
+        if let Some(verdict) = health {
+            metrics.health(verdict);
         }
     }
 
@@ -230,8 +249,10 @@ impl<M: Manager> Shared<M> {
     }
 
     pub(crate) fn statistics(&self) -> Statistics {
+        self.publish_gauges(None);
         let now_ms = self.ms_since_start(Instant::now());
         self.stats.snapshot(SnapshotContext {
+            pool: self.config.name.clone(),
             min_size: self.config.min_size,
             max_size: self.config.max_size,
             waiting: self.semaphore.waiting(),
@@ -299,6 +320,7 @@ impl<M: Manager> Shared<M> {
         if let Err(conn) = self.idle.push(conn) {
             tracing::error!(
                 target: "pool_core::pool",
+                pool = %self.config.name,
                 connection_id = conn.id,
                 "idle queue full; closing connection (size invariant broken, please report)"
             );

@@ -87,6 +87,7 @@ impl<M: Manager> Pool<M> {
         let busy_at_start = busy();
         tracing::info!(
             target: "pool_core::shutdown",
+            pool = %shared.config.name,
             idle_closed,
             lent = busy_at_start,
             timeout_ms = timeout.as_millis() as u64,
@@ -118,6 +119,7 @@ impl<M: Manager> Pool<M> {
             let aborted = shared.stats.seats.force_close(lent.seat);
             tracing::warn!(
                 target: "pool_core::shutdown",
+                pool = %shared.config.name,
                 connection_id = lent.connection_id,
                 held_ms,
                 aborted,
@@ -137,6 +139,7 @@ impl<M: Manager> Pool<M> {
         if aborted_in_progress > 0 {
             tracing::warn!(
                 target: "pool_core::shutdown",
+                pool = %shared.config.name,
                 aborted_in_progress,
                 "aborted {aborted_in_progress} connects or checks still in progress after the shutdown grace period"
             );
@@ -165,6 +168,7 @@ impl<M: Manager> Pool<M> {
             .transition(PoolState::Terminated, "shutdown complete");
         tracing::info!(
             target: "pool_core::shutdown",
+            pool = %shared.config.name,
             idle_closed = report.idle_closed,
             returned_in_time = report.returned_in_time,
             forced = report.forced.len(),

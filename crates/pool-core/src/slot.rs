@@ -118,12 +118,15 @@ impl Slot {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
+                    stats
+                        .metrics
+                        .connections(GaugeReading::unpack(word + SlotState::Opening.unit()));
                     return Some(Slot {
                         stats: Arc::clone(stats),
                         state: SlotState::Opening,
                         seat,
                         close_reason: RetireReason::Dropped,
-                    })
+                    });
                 }
                 Err(current) => word = current,
             }
@@ -136,7 +139,10 @@ impl Slot {
             // Adding `to - from` as a wrapping u64 is exact: the `from` field
             // holds this slot, so it is >= 1 and nothing borrows across fields.
             let delta = to.unit().wrapping_sub(self.state.unit());
-            self.stats.gauges.0.fetch_add(delta, Ordering::AcqRel);
+            let before = self.stats.gauges.0.fetch_add(delta, Ordering::AcqRel);
+            self.stats
+                .metrics
+                .connections(GaugeReading::unpack(before.wrapping_add(delta)));
             self.state = to;
         }
     }
@@ -156,12 +162,14 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        let unit = self.state.unit();
+        let before = self.stats.gauges.0.fetch_sub(unit, Ordering::AcqRel);
         self.stats
-            .gauges
-            .0
-            .fetch_sub(self.state.unit(), Ordering::AcqRel);
+            .metrics
+            .connections(GaugeReading::unpack(before - unit));
         if self.state != SlotState::Opening {
             self.stats.closed_by_reason[self.close_reason.index()].incr();
+            self.stats.metrics.closed(self.close_reason);
         }
         self.stats.seats.give_back(self.seat);
         if self.stats.closing.load(Ordering::Acquire) {
@@ -176,7 +184,7 @@ mod tests {
 
     #[test]
     fn slots_move_between_states_and_give_capacity_back_on_drop() {
-        let stats = Arc::new(Stats::new(2));
+        let stats = Arc::new(Stats::new(2, crate::metrics::Metrics::new("test", 0, 2)));
         let mut a = Slot::try_open(&stats, 2).expect("room for one");
         let mut b = Slot::try_open(&stats, 2).expect("room for two");
         assert!(

@@ -25,7 +25,8 @@
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::sync::{AtomicU8, Ordering};
+use crate::stats::Stats;
+use crate::sync::{Arc, AtomicU8, Ordering};
 
 /// Where the pool is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -49,7 +50,8 @@ pub enum PoolState {
 }
 
 impl PoolState {
-    const ALL: [PoolState; 7] = [
+    /// Every state, in lifecycle order.
+    pub const ALL: [PoolState; 7] = [
         PoolState::Initializing,
         PoolState::Healthy,
         PoolState::Degraded,
@@ -129,14 +131,21 @@ impl std::fmt::Display for PoolState {
 pub(crate) struct StateCell {
     current: AtomicU8,
     channel: watch::Sender<PoolState>,
+    /// The pool's name, for the transition log lines.
+    pool: String,
+    /// For the `pool_state` metric.
+    stats: Arc<Stats>,
 }
 
 impl StateCell {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn new(pool: &str, stats: Arc<Stats>) -> Self {
         let (channel, _) = watch::channel(PoolState::Initializing);
+        stats.metrics.state(PoolState::Initializing);
         Self {
             current: AtomicU8::new(PoolState::Initializing.code()),
             channel,
+            pool: pool.to_owned(),
+            stats,
         }
     }
 
@@ -157,6 +166,7 @@ impl StateCell {
                 moved = Some(*state);
                 *state = to;
                 self.current.store(to.code(), Ordering::Release);
+                self.stats.metrics.state(to);
                 true
             } else {
                 false
@@ -166,9 +176,9 @@ impl StateCell {
             Some(from) => {
                 let level_warn = matches!(to, PoolState::Recovering | PoolState::Unhealthy);
                 if level_warn {
-                    tracing::warn!(target: "pool_core::state", from = from.as_str(), to = to.as_str(), reason, "pool state {from} -> {to}: {reason}");
+                    tracing::warn!(target: "pool_core::state", pool = %self.pool, from = from.as_str(), to = to.as_str(), reason, "pool state {from} -> {to}: {reason}");
                 } else {
-                    tracing::info!(target: "pool_core::state", from = from.as_str(), to = to.as_str(), reason, "pool state {from} -> {to}: {reason}");
+                    tracing::info!(target: "pool_core::state", pool = %self.pool, from = from.as_str(), to = to.as_str(), reason, "pool state {from} -> {to}: {reason}");
                 }
                 true
             }
@@ -207,7 +217,8 @@ mod tests {
 
     #[test]
     fn transitions_are_published_to_subscribers() {
-        let cell = StateCell::new();
+        let stats = Arc::new(Stats::new(1, crate::metrics::Metrics::new("test", 0, 1)));
+        let cell = StateCell::new("test", stats);
         let mut rx = cell.subscribe();
         assert!(cell.transition(Healthy, "warm-up done"));
         assert!(!cell.transition(Healthy, "no-op"));

@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::histogram::{LatencyHistogram, LatencySummary, WindowedHistogram};
+use crate::metrics::Metrics;
 use crate::recycle::RetireReason;
 use crate::seats::Seats;
 use crate::slot::Gauges;
@@ -87,12 +88,15 @@ pub(crate) struct Stats {
     pub(crate) wait_time_recent: WindowedHistogram,
     pub(crate) create_time: LatencyHistogram,
     pub(crate) hold_time: LatencyHistogram,
+    /// The `metrics` facade handles (nothing without the feature).
+    pub(crate) metrics: Metrics,
 }
 
 impl Stats {
     /// Statistics (and seats) for a pool of at most `max_size` connections.
-    pub(crate) fn new(max_size: usize) -> Self {
+    pub(crate) fn new(max_size: usize, metrics: Metrics) -> Self {
         Self {
+            metrics,
             gauges: Gauges::default(),
             seats: Seats::new(max_size),
             closing: AtomicBool::new(false),
@@ -137,12 +141,14 @@ impl Stats {
         }
         self.wait_time.record(wait);
         self.wait_time_recent.record(wait, now_ms);
+        self.metrics.acquired(wait);
         self.peak_active.observe(self.gauges.read().in_use);
     }
 }
 
 /// Inputs to a snapshot that do not live in [`Stats`].
 pub(crate) struct SnapshotContext {
+    pub(crate) pool: String,
     pub(crate) min_size: u32,
     pub(crate) max_size: u32,
     pub(crate) waiting: u64,
@@ -163,6 +169,7 @@ impl Stats {
         let wait_time = self.wait_time.summary();
         let closed = |reason: RetireReason| self.closed_by_reason[reason.index()].get();
         Statistics {
+            pool: ctx.pool,
             state: ctx.state,
             min_size: u64::from(ctx.min_size),
             max_size: u64::from(ctx.max_size),
@@ -261,6 +268,9 @@ pub struct ClosedByReason {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct Statistics {
+    /// The pool's name ([`PoolConfig::name`](crate::PoolConfig::name),
+    /// `POOL_NAME`).
+    pub pool: String,
     /// The pool's state (`HEALTHY`, `RECOVERING`, `TERMINATED`, ...).
     pub state: PoolState,
     /// The configured `min_size`.

@@ -66,7 +66,7 @@ fn every_pool_variable_is_read() {
     assert_eq!(config.reconnect_max_delay, Duration::from_secs(8));
     assert!(!config.enable_leak_detection && config.leak_backtrace);
     assert_eq!(config.leak_detection_timeout, Duration::ZERO);
-    assert_eq!(POOL_VARIABLES.len(), 19);
+    assert_eq!(POOL_VARIABLES.len(), 20);
 }
 
 #[test]
@@ -182,4 +182,19 @@ fn the_configuration_round_trips_through_serde_with_millisecond_fields() {
     let partial: PoolConfig = serde_json::from_str(r#"{"max_size": 3}"#).unwrap();
     assert_eq!(partial.max_size, 3);
     assert!(serde_json::from_str::<PoolConfig>(r#"{"max_sise": 3}"#).is_err());
+}
+
+#[test]
+fn the_pool_name_comes_from_pool_name_and_must_be_a_safe_label() {
+    let config = PoolConfig::from_iter([("POOL_NAME", "replica-1")]).unwrap();
+    assert_eq!(config.name, "replica-1");
+    assert_eq!(PoolConfig::default().name, "default");
+    for bad in ["", "has space", "quote\"", &"x".repeat(65)] {
+        let err = PoolConfig::from_iter([("POOL_NAME", bad)]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("POOL_NAME") && text.contains("A-Z a-z 0-9"),
+            "{bad:?}: {text}"
+        );
+    }
 }
