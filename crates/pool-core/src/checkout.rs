@@ -181,16 +181,17 @@ impl<M: Manager> Pool<M> {
         }
         let permit = Permit::taken(Arc::clone(shared));
         while let Some(mut conn) = shared.idle.pop() {
-            let now = Instant::now();
-            if let Some(reason) = on_checkout(&shared.manager, &mut conn, now, shared.generation())
+            let now_us = shared.micros_since_start(Instant::now());
+            if let Some(reason) =
+                on_checkout(&shared.manager, &mut conn, now_us, shared.generation())
             {
                 conn.retire(reason);
                 continue;
             }
             shared
                 .stats
-                .record_acquired(false, Duration::ZERO, shared.ms_since_start(now));
-            return Ok(PooledConnection::new(conn, permit, now, site));
+                .record_acquired(false, Duration::ZERO, now_us / 1000);
+            return Ok(PooledConnection::new(conn, permit, now_us, site));
         }
         drop(permit);
         Err(PoolError::Exhausted(Box::new(shared.statistics())))
@@ -259,14 +260,14 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
     }
     let permit = Permit::taken(Arc::clone(shared));
     if let Some(mut conn) = shared.idle.pop() {
-        let now = Instant::now();
-        if on_checkout(&shared.manager, &mut conn, now, shared.generation()).is_none()
-            && !needs_validation(shared, &conn, now)
+        let now_us = shared.micros_since_start(Instant::now());
+        if on_checkout(&shared.manager, &mut conn, now_us, shared.generation()).is_none()
+            && !needs_validation(shared, &conn, now_us)
         {
             shared
                 .stats
-                .record_acquired(false, Duration::ZERO, shared.ms_since_start(now));
-            return FastPath::Done(PooledConnection::new(conn, permit, now, site));
+                .record_acquired(false, Duration::ZERO, now_us / 1000);
+            return FastPath::Done(PooledConnection::new(conn, permit, now_us, site));
         }
         head_start.conn = Some(conn);
     }
@@ -280,10 +281,10 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
 fn needs_validation<M: Manager>(
     shared: &Shared<M>,
     conn: &Conn<M::Connection>,
-    now: Instant,
+    now_us: u64,
 ) -> bool {
-    now.saturating_duration_since(conn.last_used) >= shared.config.validation_skip_window
-        || shared.is_suspect(conn.last_used)
+    now_us.saturating_sub(conn.last_used_us) >= shared.skip_window_us
+        || shared.is_suspect(conn.last_used_us)
 }
 
 /// Takes a permit: at once if one is free, else in FIFO order. Returns
@@ -328,12 +329,13 @@ async fn checkout<M: Manager>(
             return Err(PoolError::Closed);
         }
         let now = Instant::now();
+        let now_us = shared.micros_since_start(now);
         shared.stats.record_acquired(
             waited,
             now.saturating_duration_since(started),
-            shared.ms_since_start(now),
+            now_us / 1000,
         );
-        Ok(PooledConnection::new(conn, permit, now, site.clone()))
+        Ok(PooledConnection::new(conn, permit, now_us, site.clone()))
     };
     let mut candidate = head_start.conn;
     let max_size = u64::from(shared.config.max_size);
@@ -346,8 +348,9 @@ async fn checkout<M: Manager>(
             return Err(PoolError::Closed);
         }
         if let Some(mut conn) = candidate.take().or_else(|| shared.idle.pop()) {
-            let now = Instant::now();
-            if let Some(reason) = on_checkout(&shared.manager, &mut conn, now, shared.generation())
+            let now_us = shared.micros_since_start(Instant::now());
+            if let Some(reason) =
+                on_checkout(&shared.manager, &mut conn, now_us, shared.generation())
             {
                 if reason == RetireReason::Broken {
                     shared.suspect_idle_connections();
@@ -355,7 +358,7 @@ async fn checkout<M: Manager>(
                 conn.retire(reason);
                 continue;
             }
-            if needs_validation(shared, &conn, now) {
+            if needs_validation(shared, &conn, now_us) {
                 phase.set(Phase::Validate);
                 // Cancel-safe: if dropped mid-check, `conn` closes (its
                 // protocol state is unknown) and its slot frees capacity.

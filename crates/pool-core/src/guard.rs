@@ -27,27 +27,39 @@ pub struct PooledConnection<M: Manager> {
     // before the permit (dropped with the fields) wakes the next waiter.
     conn: Option<Conn<M::Connection>>,
     permit: Permit<M>,
-    acquired_at: Instant,
+    /// When it was lent, in µs since the pool was built.
+    acquired_us: u64,
 }
 
 impl<M: Manager> PooledConnection<M> {
-    /// Lends `conn` under `permit`, as of `now`.
+    /// Lends `conn` under `permit`, as of `now_us` (µs since build).
     pub(crate) fn new(
         conn: Conn<M::Connection>,
         permit: Permit<M>,
-        now: Instant,
+        now_us: u64,
         site: Option<Site>,
     ) -> Self {
         let shared = permit.shared();
         shared
             .stats
             .seats
-            .lend(conn.slot.seat(), conn.id, shared.ms_since_start(now), site);
+            .lend(conn.slot.seat(), conn.id, now_us / 1000, site);
         Self {
             conn: Some(conn),
             permit,
-            acquired_at: now,
+            acquired_us: now_us,
         }
+    }
+
+    /// How long it has been held as of `now_us`.
+    fn held_until(&self, now_us: u64) -> Duration {
+        Duration::from_micros(now_us.saturating_sub(self.acquired_us))
+    }
+
+    /// How long it has been held until now.
+    fn held_now(&self) -> Duration {
+        let shared = self.permit.shared();
+        self.held_until(shared.micros_since_start(Instant::now()))
     }
 
     fn conn(&self) -> &Conn<M::Connection> {
@@ -72,7 +84,7 @@ impl<M: Manager> PooledConnection<M> {
 
     /// How long this guard has been held.
     pub fn held_for(&self) -> Duration {
-        self.acquired_at.elapsed()
+        self.held_now()
     }
 
     /// How long ago the connection was opened.
@@ -112,15 +124,9 @@ impl<M: Manager> PooledConnection<M> {
             let stats = &shared.stats;
             if stats.seats.unlend(conn.slot.seat()) {
                 let site = stats.seats.site(conn.slot.seat());
-                leak::unleaked(
-                    &shared.config.name,
-                    conn.id,
-                    self.acquired_at.elapsed(),
-                    site.as_ref(),
-                );
+                leak::unleaked(&shared.config.name, conn.id, self.held_now(), site.as_ref());
             }
-            stats.releases.incr();
-            let held = self.acquired_at.elapsed();
+            let held = self.held_now();
             stats.hold_time.record(held);
             stats.metrics.released(held);
             conn.retire(RetireReason::Discarded);
@@ -148,23 +154,23 @@ impl<M: Manager> Drop for PooledConnection<M> {
             return;
         };
         let shared = self.permit.shared();
-        let now = Instant::now();
+        // The one clock read of the return path.
+        let now_us = shared.micros_since_start(Instant::now());
+        let held = self.held_until(now_us);
         if shared.stats.seats.unlend(conn.slot.seat()) {
             let site = shared.stats.seats.site(conn.slot.seat());
-            leak::unleaked(
-                &shared.config.name,
-                conn.id,
-                now.saturating_duration_since(self.acquired_at),
-                site.as_ref(),
-            );
+            leak::unleaked(&shared.config.name, conn.id, held, site.as_ref());
         }
-        shared.stats.releases.incr();
-        let held = now.saturating_duration_since(self.acquired_at);
         shared.stats.hold_time.record(held);
         shared.stats.metrics.released(held);
         let generation = shared.generation();
-        if let Some(reason) = on_return(&shared.manager, &shared.config, &mut conn, now, generation)
-        {
+        if let Some(reason) = on_return(
+            &shared.manager,
+            &shared.config,
+            &mut conn,
+            now_us,
+            generation,
+        ) {
             if matches!(reason, RetireReason::Broken | RetireReason::Dirty) {
                 if let Some(why) = shared.manager.server_lost(&mut conn.raw) {
                     // The server itself is gone or changed role (shut down,
@@ -187,7 +193,7 @@ impl<M: Manager> Drop for PooledConnection<M> {
             conn.retire(reason);
             return;
         }
-        conn.last_used = now;
+        conn.last_used_us = now_us;
         shared.return_to_idle(conn);
         // `self.permit` is released after this body: the next waiter wakes
         // up with the connection already in the idle queue.
@@ -198,7 +204,7 @@ impl<M: Manager> fmt::Debug for PooledConnection<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PooledConnection")
             .field("id", &self.conn.as_ref().map(|c| c.id))
-            .field("held_for", &self.acquired_at.elapsed())
+            .field("held_for", &self.held_now())
             .finish_non_exhaustive()
     }
 }

@@ -249,8 +249,12 @@ impl LatencyHistogram {
         if micros > self.max_micros.load(Ordering::Relaxed) {
             self.max_micros.fetch_max(micros, Ordering::Relaxed);
         }
-        self.sum_micros
-            .fetch_add(micros.min(MEAN_CAP_MICROS), Ordering::Relaxed);
+        // Most samples of a busy pool's wait time are 0 (the lock-free fast
+        // path): adding nothing is a read-modify-write saved.
+        if micros > 0 {
+            self.sum_micros
+                .fetch_add(micros.min(MEAN_CAP_MICROS), Ordering::Relaxed);
+        }
         self.count.fetch_add(1, Ordering::Release);
     }
 
@@ -264,6 +268,11 @@ impl LatencyHistogram {
             Some(totals) => scan([self], totals),
             None => LatencySummary::default(),
         }
+    }
+
+    /// Samples recorded so far.
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Acquire)
     }
 
     /// The count, sum and maximum, or `None` if the histogram is empty.

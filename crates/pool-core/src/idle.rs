@@ -27,10 +27,12 @@ pub(crate) struct Conn<C> {
     pub(crate) id: u64,
     /// When the connect finished.
     pub(crate) created_at: Instant,
-    /// When it was last given back (or created).
-    pub(crate) last_used: Instant,
-    /// When its own (jittered) lifetime ends.
-    pub(crate) expires_at: Instant,
+    /// When it was last given back (or created), in µs since the pool was
+    /// built (`Shared::micros_since_start`).
+    pub(crate) last_used_us: u64,
+    /// When its own (jittered) lifetime ends, in µs since the pool was
+    /// built.
+    pub(crate) expires_us: u64,
     /// The pool's eviction generation when its connect began; a connection
     /// from an older generation is retired at its next checkout or return.
     pub(crate) generation: u64,

@@ -122,7 +122,7 @@ async fn sweep<M: Manager>(shared: &Arc<Shared<M>>) {
     let mut dead = 0;
     for (mut conn, permit, alive) in results {
         if alive {
-            conn.last_used = Instant::now();
+            conn.last_used_us = shared.micros_since_start(Instant::now());
             shared.return_to_idle(conn);
         } else {
             dead += 1;
@@ -151,7 +151,8 @@ fn retire_stale<M: Manager>(shared: &Shared<M>) {
             break;
         };
         let open = shared.stats.gauges.read().open();
-        match on_maintenance(&shared.config, &conn, Instant::now(), open) {
+        let now_us = shared.micros_since_start(Instant::now());
+        match on_maintenance(&shared.config, &conn, now_us, open) {
             Some(reason) => {
                 if reason == RetireReason::Lifetime {
                     by_lifetime += 1;

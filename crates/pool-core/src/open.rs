@@ -117,8 +117,11 @@ pub(crate) async fn connect<M: Manager>(
                 slot,
                 id,
                 created_at: now,
-                last_used: now,
-                expires_at: now + jittered_lifetime(&shared.config),
+                last_used_us: shared.micros_since_start(now),
+                expires_us: shared.micros_since_start(now).saturating_add(
+                    u64::try_from(jittered_lifetime(&shared.config).as_micros())
+                        .unwrap_or(u64::MAX),
+                ),
                 generation,
             });
         }

@@ -22,7 +22,6 @@
 use std::time::Duration;
 
 use serde::Serialize;
-use tokio::time::Instant;
 
 use crate::config::PoolConfig;
 use crate::idle::Conn;
@@ -111,9 +110,11 @@ pub(crate) fn jittered_lifetime(config: &PoolConfig) -> Duration {
     max.saturating_sub(Duration::from_nanos(fastrand::u64(0..=window_ns)))
 }
 
-/// Whether `conn` has outlived its own lifetime at `now`.
-pub(crate) fn is_expired<C>(conn: &Conn<C>, now: Instant) -> bool {
-    now >= conn.expires_at
+/// Whether `conn` has outlived its own lifetime at `now_us` (µs since the
+/// pool was built).
+#[inline]
+pub(crate) fn is_expired<C>(conn: &Conn<C>, now_us: u64) -> bool {
+    now_us >= conn.expires_us
 }
 
 /// Checkout: a connection that may not be handed out, and why.
@@ -122,14 +123,14 @@ pub(crate) fn is_expired<C>(conn: &Conn<C>, now: Instant) -> bool {
 pub(crate) fn on_checkout<M: Manager>(
     manager: &M,
     conn: &mut Conn<M::Connection>,
-    now: Instant,
+    now_us: u64,
     generation: u64,
 ) -> Option<RetireReason> {
     if manager.is_broken(&mut conn.raw) {
         Some(RetireReason::Broken)
     } else if conn.generation != generation {
         Some(RetireReason::Evicted)
-    } else if is_expired(conn, now) {
+    } else if is_expired(conn, now_us) {
         Some(RetireReason::Lifetime)
     } else {
         None
@@ -142,7 +143,7 @@ pub(crate) fn on_return<M: Manager>(
     manager: &M,
     config: &PoolConfig,
     conn: &mut Conn<M::Connection>,
-    now: Instant,
+    now_us: u64,
     generation: u64,
 ) -> Option<RetireReason> {
     if manager.is_broken(&mut conn.raw) {
@@ -151,7 +152,7 @@ pub(crate) fn on_return<M: Manager>(
         Some(RetireReason::Dirty)
     } else if conn.generation != generation {
         Some(RetireReason::Evicted)
-    } else if is_expired(conn, now) {
+    } else if is_expired(conn, now_us) {
         Some(RetireReason::Lifetime)
     } else if config.max_queries > 0 && manager.statements(&conn.raw) >= config.max_queries {
         Some(RetireReason::MaxQueries)
@@ -165,13 +166,13 @@ pub(crate) fn on_return<M: Manager>(
 pub(crate) fn on_maintenance<C>(
     config: &PoolConfig,
     conn: &Conn<C>,
-    now: Instant,
+    now_us: u64,
     open: u64,
 ) -> Option<RetireReason> {
-    if is_expired(conn, now) {
+    if is_expired(conn, now_us) {
         Some(RetireReason::Lifetime)
     } else if open > u64::from(config.min_size)
-        && now.saturating_duration_since(conn.last_used) >= config.max_idle_time
+        && Duration::from_micros(now_us.saturating_sub(conn.last_used_us)) >= config.max_idle_time
     {
         Some(RetireReason::IdleTimeout)
     } else {

@@ -57,6 +57,8 @@ pub(crate) struct Shared<M: Manager> {
     suspect_before: AtomicU64,
     /// Asks maintenance to validate every idle connection now.
     pub(crate) sweep_requested: AtomicBool,
+    /// `config.validation_skip_window` in µs, for the hot path.
+    pub(crate) skip_window_us: u64,
     /// The eviction generation: bumped by `evict`. A connection remembers
     /// the generation its connect began in and is retired once it differs.
     generation: AtomicU64,
@@ -93,6 +95,8 @@ impl<M: Manager> Shared<M> {
             shutdown_report: Mutex::new(None),
             suspect_before: AtomicU64::new(0),
             sweep_requested: AtomicBool::new(false),
+            skip_window_us: u64::try_from(config.validation_skip_window.as_micros())
+                .unwrap_or(u64::MAX),
             generation: AtomicU64::new(0),
             next_connection_id: AtomicU64::new(1),
             last_error_at: AtomicU64::new(0),
@@ -169,12 +173,12 @@ impl<M: Manager> Shared<M> {
         closed
     }
 
-    /// Whether a connection last used at `last_used` must be validated
+    /// Whether a connection last used at `last_used_us` must be validated
     /// because of a suspected restart.
     #[inline]
-    pub(crate) fn is_suspect(&self, last_used: Instant) -> bool {
+    pub(crate) fn is_suspect(&self, last_used_us: u64) -> bool {
         let suspect_before = self.suspect_before.load(Ordering::Relaxed);
-        suspect_before != 0 && self.ms_since_start(last_used) < suspect_before
+        suspect_before != 0 && last_used_us / 1000 < suspect_before
     }
 
     /// Re-evaluates `HEALTHY`/`DEGRADED`/`UNHEALTHY` from the health
@@ -220,6 +224,15 @@ impl<M: Manager> Shared<M> {
     }
 
     /// Milliseconds from build to `now`, on the runtime's clock.
+    /// Microseconds from build to `now`, on the runtime's clock: the hot
+    /// path reads the clock once per checkout and once per return and does
+    /// all its arithmetic on this integer.
+    #[inline]
+    pub(crate) fn micros_since_start(&self, now: Instant) -> u64 {
+        u64::try_from(now.saturating_duration_since(self.started_at).as_micros())
+            .unwrap_or(u64::MAX)
+    }
+
     pub(crate) fn ms_since_start(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.started_at).as_millis())
             .unwrap_or(u64::MAX)

@@ -80,11 +80,14 @@ async fn every_metric_agrees_with_the_pools_own_statistics() {
     let snapshotter = recorder.snapshotter();
     metrics::set_global_recorder(recorder).expect("the only recorder in this binary");
 
-    let pool = Pool::build(FakeManager::new(), config(1, 2)
+    let pool = Pool::build(
+        FakeManager::new(),
+        config(1, 2)
             .name("orders")
-            .acquire_timeout(Duration::from_millis(100)))
-        .await
-        .expect("pool builds");
+            .acquire_timeout(Duration::from_millis(100)),
+    )
+    .await
+    .expect("pool builds");
     let first = pool.acquire().await.unwrap();
     let second = pool.acquire().await.unwrap();
     // Full: this one times out.
