@@ -65,6 +65,8 @@ pub struct TempDbBuilder {
     pub(crate) password: Option<String>,
     pub(crate) dbname: Option<String>,
     pub(crate) settings: Vec<(String, String)>,
+    /// The certificate and key for `ssl = on`; see [`TempDbBuilder::tls`].
+    pub(crate) tls: Option<crate::tls::TlsFiles>,
 }
 
 impl TempDbBuilder {
@@ -113,6 +115,31 @@ impl TempDbBuilder {
     /// destination) are refused.
     pub fn setting(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.settings.push((name.into(), value.into()));
+        self
+    }
+
+    /// Serves TLS (`ssl = on`) with this certificate and private key, both
+    /// PEM files. They are copied into the data directory when the server
+    /// is created (the key owned by the server user, mode 0600, as
+    /// PostgreSQL demands), so the originals may be deleted afterwards.
+    /// Plain connections are still accepted; clients choose with `sslmode`.
+    ///
+    /// The certificate should be issued by a CA the client trusts, with
+    /// `basicConstraints = CA:FALSE` and a `subjectAltName` for the names
+    /// clients connect with (`localhost`, `127.0.0.1`): rustls rejects a
+    /// self-signed certificate used as its own CA.
+    pub fn tls(
+        mut self,
+        cert_pem: impl Into<std::path::PathBuf>,
+        key_pem: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls = Some(crate::tls::TlsFiles {
+            cert: cert_pem.into(),
+            key: key_pem.into(),
+        });
+        for (name, value) in crate::tls::TLS_SETTINGS {
+            self = self.setting(*name, *value);
+        }
         self
     }
 
@@ -202,6 +229,7 @@ impl fmt::Debug for TempDbBuilder {
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
             .field("dbname", &self.dbname_or_default())
             .field("settings", &self.settings)
+            .field("tls", &self.tls)
             .finish()
     }
 }

@@ -82,6 +82,9 @@ impl TempDb {
     pub(crate) fn launch(builder: TempDbBuilder) -> Result<Self> {
         let template = template::shared()?;
         let layout = Layout::create(&template, builder.password.is_some())?;
+        if let Some(tls) = &builder.tls {
+            tls.install(&template.install, &layout.data_dir)?;
+        }
         // From here on, `Drop` cleans up whatever fails.
         let mut db = Self {
             settings: builder.server_settings(),

@@ -16,6 +16,7 @@ use pool_core::{ConfigError, ConfigIssue, PoolConfig};
 use tokio_postgres::Config;
 
 use crate::manager::PgManager;
+use crate::tls::{from_settings, PgTls, TLS_VARIABLES};
 use crate::url::{parse_database_url, redacted_url_of, DATABASE_URL, EXAMPLE_URL};
 
 /// The `application_name` connections get unless the URL sets one
@@ -64,23 +65,67 @@ const TOKIO_POSTGRES_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60
 /// probes (unless the URL says `keepalives=0`); and tokio-postgres's TCP
 /// `connect_timeout` equal to the pool's `create_timeout`. Values the URL
 /// sets are kept.
+///
+/// # TLS
+///
+/// TLS follows libpq's `sslmode` and `sslrootcert`, read from the URL
+/// (`?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`), else from
+/// `PGSSLMODE` and `PGSSLROOTCERT` (by [`from_env`](Self::from_env) and
+/// [`from_iter`](Self::from_iter); [`new`](Self::new) reads only the URL),
+/// else the default, `prefer`. See [`SslMode`](crate::SslMode) for what each
+/// mode checks. TLS itself needs the `tls` feature of pool-pg; without it,
+/// `prefer` connects in plain text and `require`, `verify-ca` and
+/// `verify-full` are configuration errors. The root certificate file is
+/// read when the configuration is built: a missing or unreadable file is
+/// an error here, not at the first connect.
+///
+/// ```
+/// use pool_pg::{PgConfig, SslMode};
+///
+/// let config = PgConfig::from_iter([
+///     ("DATABASE_URL", "postgres://app@db.internal/orders?sslmode=disable"),
+///     ("PGSSLMODE", "verify-full"), // the URL wins
+/// ])?;
+/// assert_eq!(config.tls.mode(), SslMode::Disable);
+///
+/// // With the `tls` feature: the file does not exist. Without: the mode
+/// // needs the feature. Either way, before anything connects.
+/// let err = PgConfig::from_iter([(
+///     "DATABASE_URL",
+///     "postgres://app@db.internal/orders?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
+/// )])
+/// .unwrap_err();
+/// assert!(err.to_string().contains("sslmode=verify-full"), "{err}");
+/// # Ok::<(), pool_pg::ConfigError>(())
+/// ```
 #[derive(Clone)]
 #[non_exhaustive]
 pub struct PgConfig {
     /// The connection settings parsed from the database URL. Adjust them
-    /// freely (e.g. `ssl_mode`) before building the pool.
+    /// freely before building the pool, except `ssl_mode`: with the
+    /// built-in connector, TLS is set by [`tls`](Self::tls) alone.
     pub database: Config,
     /// The pool settings.
     pub pool: PoolConfig,
+    /// The TLS connector [`manager`](Self::manager) and
+    /// [`build`](Self::build) use, from `sslmode` / `sslrootcert`; replace
+    /// it with [`PgTls::new`] to configure TLS in code.
+    pub tls: PgTls,
 }
 
 impl PgConfig {
     /// Checks `database_url` and `pool` and reports every problem at once.
     pub fn new(database_url: &str, pool: PoolConfig) -> Result<Self, ConfigError> {
-        let database = parse_database_url(database_url).map_err(|issue| vec![issue]);
+        let database = parse_database_url(database_url)
+            .map_err(|issue| vec![issue])
+            .and_then(|(database, tls)| Ok((database, from_settings(&tls)?)));
         let checked = pool.validate().map_err(ConfigError::into_issues);
         match (database, checked) {
-            (Ok(database), Ok(())) => Ok(Self { database, pool }),
+            (Ok((database, tls)), Ok(())) => Ok(Self {
+                database,
+                pool,
+                tls,
+            }),
             (database, checked) => {
                 let mut issues = database.err().unwrap_or_default();
                 issues.extend(checked.err().unwrap_or_default());
@@ -89,15 +134,15 @@ impl PgConfig {
         }
     }
 
-    /// Reads `DATABASE_URL` and the `POOL_*` variables from the process
-    /// environment. A variable that is not valid UTF-8 is reported, not a
-    /// panic.
+    /// Reads `DATABASE_URL`, the `POOL_*` variables, and `PGSSLMODE` /
+    /// `PGSSLROOTCERT` (see [TLS](#tls)) from the process environment. A
+    /// variable that is not valid UTF-8 is reported, not a panic.
     pub fn from_env() -> Result<Self, ConfigError> {
         let mut vars = Vec::new();
         let mut issues = Vec::new();
         for (key, value) in std::env::vars_os() {
             let Some(key) = key.to_str() else { continue };
-            if key != DATABASE_URL && !key.starts_with("POOL_") {
+            if key != DATABASE_URL && !key.starts_with("POOL_") && !TLS_VARIABLES.contains(&key) {
                 continue;
             }
             match value.into_string() {
@@ -117,7 +162,8 @@ impl PgConfig {
     }
 
     /// Reads the configuration from key/value pairs as if they were the
-    /// environment: `DATABASE_URL` and `POOL_*`; other keys are ignored.
+    /// environment: `DATABASE_URL`, `POOL_*`, `PGSSLMODE` and
+    /// `PGSSLROOTCERT`; other keys are ignored.
     /// For tests, and for settings from a file.
     #[allow(clippy::should_implement_trait)] // returns a Result; FromIterator cannot
     pub fn from_iter<I, K, V>(vars: I) -> Result<Self, ConfigError>
@@ -139,14 +185,24 @@ impl PgConfig {
     ) -> Result<Self, ConfigError> {
         let unreadable_url = issues.iter().any(|issue| issue.variable == DATABASE_URL);
         let database = match vars.iter().rev().find(|(key, _)| key == DATABASE_URL) {
-            Some((_, url)) => parse_database_url(url).map_err(|issue| vec![issue]),
+            Some((_, url)) => parse_database_url(url)
+                .map_err(|issue| vec![issue])
+                .and_then(|(database, tls)| {
+                    let tls =
+                        tls.or_environment(vars.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+                    Ok((database, from_settings(&tls)?))
+                }),
             None if unreadable_url => Err(Vec::new()),
             None => Err(vec![missing_url_issue()]),
         };
         let pool = PoolConfig::from_iter(vars.iter().map(|(key, value)| (key, value)))
             .map_err(ConfigError::into_issues);
         match (database, pool) {
-            (Ok(database), Ok(pool)) if issues.is_empty() => Ok(Self { database, pool }),
+            (Ok((database, tls)), Ok(pool)) if issues.is_empty() => Ok(Self {
+                database,
+                pool,
+                tls,
+            }),
             (database, pool) => {
                 issues.extend(database.err().unwrap_or_default());
                 issues.extend(pool.err().unwrap_or_default());
@@ -160,14 +216,17 @@ impl PgConfig {
         redacted_url_of(&self.database)
     }
 
-    /// The manager for these settings, without TLS, with the connection
-    /// defaults filled in.
+    /// The manager for these settings, connecting through
+    /// [`tls`](Self::tls) (which also sets the connection's `ssl_mode`),
+    /// with the connection defaults filled in.
     pub fn manager(&self) -> PgManager {
-        self.manager_with_tls(tokio_postgres::NoTls)
+        self.manager_with_tls(self.tls.clone())
     }
 
-    /// The manager for these settings, connecting through `tls`.
-    pub fn manager_with_tls<T>(&self, tls: T) -> PgManager<T> {
+    /// The manager for these settings, connecting through `tls`, any
+    /// tokio-postgres connector (see [`PgManager::with_tls`]);
+    /// [`tls`](Self::tls) is not used.
+    pub fn manager_with_tls<T: 'static>(&self, tls: T) -> PgManager<T> {
         PgManager::with_create_timeout(self.database.clone(), tls, self.pool.create_timeout)
     }
 }
@@ -177,6 +236,7 @@ impl fmt::Debug for PgConfig {
         f.debug_struct("PgConfig")
             .field("database", &self.redacted_url())
             .field("pool", &self.pool)
+            .field("tls", &self.tls)
             .finish()
     }
 }

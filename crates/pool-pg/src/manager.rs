@@ -27,16 +27,18 @@ use std::sync::Arc;
 
 use pool_core::{ForceClose, Manager, DEFAULT_CREATE_TIMEOUT};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Config, NoTls, Socket};
+use tokio_postgres::{Config, Socket};
 
 use crate::config::apply_connection_defaults;
 use crate::connection::{canceller, spawn, PgConnection, TaskReport};
 use crate::error::{Operation, PgError};
 use crate::session::Dirt;
+use crate::tls::PgTls;
 use crate::url::{redacted_url_of, servers};
 
 /// The pool's [`Manager`] for PostgreSQL over tokio-postgres, generic over
-/// the TLS connector (`NoTls` by default).
+/// the TLS connector ([`PgTls`] by default: the libpq `sslmode`s, see
+/// [`PgConfig`](crate::PgConfig#tls)).
 ///
 /// Build one from a `tokio_postgres::Config` when the URL-based
 /// constructors ([`PgConfig`](crate::PgConfig), [`PgPoolExt`](crate::PgPoolExt))
@@ -53,7 +55,7 @@ use crate::url::{redacted_url_of, servers};
 /// let _pool = Pool::build(manager, PoolConfig::default()).await?;
 /// # Ok(()) }
 /// ```
-pub struct PgManager<T = NoTls> {
+pub struct PgManager<T = PgTls> {
     config: Config,
     tls: T,
     /// `host:port (database "..", user "..")`, for errors and log lines.
@@ -62,21 +64,33 @@ pub struct PgManager<T = NoTls> {
     connection_errors: Arc<AtomicU64>,
 }
 
-impl PgManager<NoTls> {
-    /// A manager without TLS. Fills in the connection defaults the user did
-    /// not set (see [`PgConfig`](crate::PgConfig#connection-defaults)); the
-    /// TCP `connect_timeout` defaults to pool-core's default
-    /// `create_timeout` (10 s).
+impl PgManager<PgTls> {
+    /// A manager with the TLS the configuration's own `ssl_mode` asks for:
+    /// `disable`, `prefer` (TLS if the server offers it, unverified; plain
+    /// without the `tls` feature) or `require` (unverified; an error at
+    /// connect without the feature). For `verify-ca` / `verify-full`, use
+    /// [`with_tls`](Self::with_tls) with a [`PgTls::new`]. Fills in the
+    /// connection defaults the user did not set (see
+    /// [`PgConfig`](crate::PgConfig#connection-defaults)); the TCP
+    /// `connect_timeout` defaults to pool-core's default `create_timeout`
+    /// (10 s).
     pub fn new(config: Config) -> Self {
-        Self::with_tls(config, NoTls)
+        let tls = PgTls::for_wire_mode(&config);
+        Self::with_tls(config, tls)
     }
 }
 
 impl<T> PgManager<T> {
-    /// A manager connecting through `tls`, for instance a
-    /// `postgres_openssl::MakeTlsConnector`. Fills in the same defaults as
-    /// [`new`](PgManager::new).
-    pub fn with_tls(config: Config, tls: T) -> Self {
+    /// A manager connecting through `tls`: a [`PgTls`], or any other
+    /// tokio-postgres connector such as a `postgres_openssl::MakeTlsConnector`.
+    /// A `PgTls` sets `config`'s `ssl_mode` to match its mode (so
+    /// `verify-full` can never fall back to plain text); with another
+    /// connector, `config`'s `ssl_mode` decides whether TLS is used. Fills
+    /// in the same defaults as [`new`](PgManager::new).
+    pub fn with_tls(config: Config, tls: T) -> Self
+    where
+        T: 'static,
+    {
         Self::with_create_timeout(config, tls, DEFAULT_CREATE_TIMEOUT)
     }
 
@@ -84,8 +98,14 @@ impl<T> PgManager<T> {
         mut config: Config,
         tls: T,
         create_timeout: std::time::Duration,
-    ) -> Self {
+    ) -> Self
+    where
+        T: 'static,
+    {
         apply_connection_defaults(&mut config, create_timeout);
+        if let Some(tls) = (&tls as &dyn std::any::Any).downcast_ref::<PgTls>() {
+            tls.fit(&mut config);
+        }
         let server = describe_server(&config);
         Self {
             config,

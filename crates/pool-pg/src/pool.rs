@@ -12,33 +12,39 @@ use std::future::Future;
 
 use pool_core::{Pool, PoolConfig, PoolError, PooledConnection};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{NoTls, Socket};
+use tokio_postgres::Socket;
 
 use crate::config::PgConfig;
 use crate::error::PgError;
 use crate::manager::PgManager;
+use crate::tls::PgTls;
 use crate::url::endpoints;
 
-/// A pool of PostgreSQL connections.
-pub type PgPool<T = NoTls> = Pool<PgManager<T>>;
+/// A pool of PostgreSQL connections, over TLS as `sslmode` says (see
+/// [`PgConfig`](crate::PgConfig#tls)), or through another connector `T`.
+pub type PgPool<T = PgTls> = Pool<PgManager<T>>;
 
 /// A connection borrowed from a [`PgPool`]; derefs to
 /// [`PgConnection`](crate::PgConnection) (which has the query methods of
 /// [`tokio_postgres::Client`]) and goes back to the pool when dropped, or
 /// is closed if it is [dirty](crate::PgConnection#dirty-connections).
-pub type PgPooledConnection<T = NoTls> = PooledConnection<PgManager<T>>;
+pub type PgPooledConnection<T = PgTls> = PooledConnection<PgManager<T>>;
 
 /// What the pool's operations return on failure.
 pub type Error = PoolError<PgError>;
 
 impl PgConfig {
-    /// Connects: opens and validates `min_size` connections (without TLS)
-    /// and returns the ready pool, or an error saying what to change.
+    /// Connects: opens and validates `min_size` connections (over TLS as
+    /// [`tls`](PgConfig::tls) says) and returns the ready pool, or an error
+    /// saying what to change.
     pub async fn build(self) -> Result<PgPool, Error> {
-        self.build_with_tls(NoTls).await
+        let tls = self.tls.to_string();
+        let manager = self.manager();
+        start(manager, self.pool, &tls).await
     }
 
-    /// Like [`build`](PgConfig::build), connecting through `tls`.
+    /// Like [`build`](PgConfig::build), connecting through `tls`, any
+    /// tokio-postgres connector (see [`PgManager::with_tls`]).
     pub async fn build_with_tls<T>(self, tls: T) -> Result<PgPool<T>, Error>
     where
         T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
@@ -47,25 +53,44 @@ impl PgConfig {
         <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
     {
         let manager = self.manager_with_tls(tls);
-        let database = manager.pg_config();
-        let (hosts, ports): (Vec<String>, Vec<String>) = endpoints(database)
-            .into_iter()
-            .map(|(host, port)| (host, port.to_string()))
-            .unzip();
-        tracing::info!(
-            target: "pool_pg::init",
-            url = %manager.redacted_url(),
-            hosts = %hosts.join(","),
-            ports = %ports.join(","),
-            dbname = database.get_dbname().unwrap_or_default(),
-            user = database.get_user().unwrap_or_default(),
-            application_name = database.get_application_name().unwrap_or_default(),
-            min_size = self.pool.min_size,
-            max_size = self.pool.max_size,
-            "starting PostgreSQL connection pool"
+        let described = format!(
+            "{} (sslmode={:?})",
+            std::any::type_name::<T>(),
+            manager.pg_config().get_ssl_mode()
         );
-        Pool::build(manager, self.pool).await
+        start(manager, self.pool, &described).await
     }
+}
+
+/// Logs the `pool_pg::init` event, then builds the pool (pool-core's
+/// warm-up).
+async fn start<T>(manager: PgManager<T>, pool: PoolConfig, tls: &str) -> Result<PgPool<T>, Error>
+where
+    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T::Stream: Send,
+    T::TlsConnect: Send,
+    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+{
+    let database = manager.pg_config();
+    let (hosts, ports): (Vec<String>, Vec<String>) = endpoints(database)
+        .into_iter()
+        .map(|(host, port)| (host, port.to_string()))
+        .unzip();
+    tracing::info!(
+        target: "pool_pg::init",
+        pool = %pool.name,
+        url = %manager.redacted_url(),
+        hosts = %hosts.join(","),
+        ports = %ports.join(","),
+        dbname = database.get_dbname().unwrap_or_default(),
+        user = database.get_user().unwrap_or_default(),
+        application_name = database.get_application_name().unwrap_or_default(),
+        tls = tls,
+        min_size = pool.min_size,
+        max_size = pool.max_size,
+        "starting PostgreSQL connection pool"
+    );
+    Pool::build(manager, pool).await
 }
 
 /// PostgreSQL constructors on [`PgPool`]. Bring it into scope to write

@@ -24,6 +24,8 @@ use pool_core::ConfigIssue;
 use tokio_postgres::config::Host;
 use tokio_postgres::Config;
 
+use crate::tls::{take_url_params, TlsSettings};
+
 /// The variable that holds the database URL.
 pub const DATABASE_URL: &str = "DATABASE_URL";
 /// The URL shape shown in suggestions.
@@ -34,8 +36,10 @@ const REDACTED: &str = "***";
 const FIELD: &str = "database_url";
 
 /// Parses and checks a database URL. The error says what is wrong and what
-/// to change, and never contains the password.
-pub(crate) fn parse_database_url(raw: &str) -> Result<Config, ConfigIssue> {
+/// to change, and never contains the password. The libpq TLS settings
+/// tokio-postgres does not know (`sslmode`, `sslrootcert`) are taken out
+/// first and returned beside the configuration, for `tls.rs` to check.
+pub(crate) fn parse_database_url(raw: &str) -> Result<(Config, TlsSettings), ConfigIssue> {
     let url = raw.trim();
     let shown = redact_url(url);
     let issue = |message: String, suggestion: String| {
@@ -87,7 +91,8 @@ pub(crate) fn parse_database_url(raw: &str) -> Result<Config, ConfigIssue> {
                 .to_owned(),
         ));
     }
-    let config: Config = url.parse().map_err(|error: tokio_postgres::Error| {
+    let (without_tls, tls) = take_url_params(url);
+    let config: Config = without_tls.parse().map_err(|error: tokio_postgres::Error| {
         let mut cause = error.to_string();
         let mut source = std::error::Error::source(&error);
         while let Some(inner) = source {
@@ -132,7 +137,7 @@ pub(crate) fn parse_database_url(raw: &str) -> Result<Config, ConfigIssue> {
             "give one port for every host (host1:5432,host2:5433), or one port for all".to_owned(),
         ));
     }
-    Ok(config)
+    Ok((config, tls))
 }
 
 /// `url` with its password replaced by `***`, both in the user-info part
