@@ -52,17 +52,22 @@
 mod admin;
 mod binaries;
 mod builder;
+mod cluster;
 mod control;
 mod error;
 mod exec;
 mod layout;
+mod pgbouncer;
 mod postmaster;
 mod proxy;
 mod server;
 mod template;
+mod tls;
 
 pub use builder::{TempDbBuilder, DEFAULT_DBNAME, DEFAULT_USER};
+pub use cluster::TempCluster;
 pub use error::TempDbError;
+pub use pgbouncer::PgBouncer;
 pub use proxy::{FaultProxy, Mode};
 pub use server::{TempDb, HOST};
 

@@ -50,6 +50,10 @@
 //!   is built and reports every problem at once; connections get an
 //!   `application_name`, TCP keepalives and a TCP connect timeout unless the
 //!   URL sets them.
+//! * **TLS** follows libpq's `sslmode` (`disable`, `prefer`, `require`,
+//!   `verify-ca`, `verify-full`) and `sslrootcert`, from `DATABASE_URL` or
+//!   `PGSSLMODE` / `PGSSLROOTCERT`, over rustls with the `tls` feature: see
+//!   [`PgConfig`](PgConfig#tls) and [`SslMode`].
 //! * **Secrets.** The password never appears in an error, a log line, a
 //!   `Debug` output or a statistic: URLs are shown through [`redact_url`]
 //!   or rebuilt without it ([`PgManager::redacted_url`]).
@@ -64,6 +68,7 @@
 //!
 //! | Variable | Setting | Default |
 //! |---|---|---|
+//! | `POOL_NAME` | [`name`](PoolConfig::name) | [`default`](DEFAULT_NAME) |
 //! | `POOL_MIN_SIZE` | [`min_size`](PoolConfig::min_size) | [2](DEFAULT_MIN_SIZE) |
 //! | `POOL_MAX_SIZE` | [`max_size`](PoolConfig::max_size) | [10](DEFAULT_MAX_SIZE) |
 //! | `POOL_ACQUIRE_TIMEOUT_MS` | [`acquire_timeout`](PoolConfig::acquire_timeout) | [30000](DEFAULT_ACQUIRE_TIMEOUT) (30 s) |
@@ -90,8 +95,10 @@ mod connection;
 mod error;
 mod manager;
 mod pool;
+mod routing;
 mod session;
 mod sql;
+mod tls;
 mod transaction;
 mod url;
 
@@ -104,9 +111,15 @@ pub use connection::PgConnection;
 pub use error::PgError;
 pub use manager::PgManager;
 pub use pool::{Error, PgPool, PgPoolExt, PgPooledConnection};
+pub use routing::{
+    ReadWritePools, ReadWriteStatistics, DATABASE_REPLICA_URL, DEFAULT_READ_FALLBACK,
+};
+pub use tls::{PgTls, PgTlsConnect, PgTlsStream, SslMode, UnknownSslMode};
 pub use transaction::{PgTransaction, PgTransactionBuilder};
 pub use url::{redact_url, DATABASE_URL};
 
+/// Metric names of the `metrics` feature (see its module doc).
+pub use pool_core::metrics;
 pub use pool_core::{
     ClosedByReason, ConfigError, ConfigIssue, ConnectionError, DatabaseHealth, ForceClose,
     ForcedConnection, HealthState, HealthStatus, InitError, LatencySummary, Manager, Phase, Pool,
@@ -118,9 +131,9 @@ pub use pool_core::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_HEALTH_DEGRADED_PERCENT,
     DEFAULT_HEALTH_HEALTHY_PERCENT, DEFAULT_LEAK_DETECTION_TIMEOUT, DEFAULT_MAINTENANCE_INTERVAL,
     DEFAULT_MAX_IDLE_TIME, DEFAULT_MAX_LIFETIME, DEFAULT_MAX_LIFETIME_JITTER_PERCENT,
-    DEFAULT_MAX_QUERIES, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, DEFAULT_RECONNECT_INITIAL_DELAY,
-    DEFAULT_RECONNECT_MAX_DELAY, DEFAULT_SHUTDOWN_TIMEOUT, DEFAULT_VALIDATION_SKIP_WINDOW,
-    DEFAULT_VALIDATION_TIMEOUT,
+    DEFAULT_MAX_QUERIES, DEFAULT_MAX_SIZE, DEFAULT_MIN_SIZE, DEFAULT_NAME,
+    DEFAULT_RECONNECT_INITIAL_DELAY, DEFAULT_RECONNECT_MAX_DELAY, DEFAULT_SHUTDOWN_TIMEOUT,
+    DEFAULT_VALIDATION_SKIP_WINDOW, DEFAULT_VALIDATION_TIMEOUT, MAX_NAME_LEN,
 };
 pub use tokio_postgres;
 pub use tokio_postgres::NoTls;

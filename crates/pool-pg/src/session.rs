@@ -26,6 +26,34 @@
 //!   transaction-control statement makes the state *untracked* for good:
 //!   running a prepared `Statement` does not show its text.
 //!
+//! # A refused write: the caller's own read-only access, or the server's
+//!
+//! SQLSTATE 25006 (`read_only_sql_transaction`) means either that the
+//! caller asked for read-only access, or that the server became a standby
+//! or a demoted primary. Only the second is the server's fault, and it
+//! makes the pool evict every connection (`PgManager::server_lost`), so the
+//! session follows the caller's read-only access from the statements it
+//! sees (`sql.rs`) and from the transaction builder:
+//!
+//! * a transaction opened or made read-only (`BEGIN READ ONLY`, `SET
+//!   TRANSACTION READ ONLY`, `build_transaction().read_only(true)`): a
+//!   25006 inside it is the caller's, the connection stays clean and is
+//!   reused once the transaction ends;
+//! * a read-only session default set by the caller (`SET SESSION
+//!   CHARACTERISTICS AS TRANSACTION READ ONLY`, `SET
+//!   default_transaction_read_only = on`): a 25006 is the caller's, and the
+//!   connection is closed on return (`Dirt::ReadOnlySession`), because the
+//!   next caller would otherwise inherit a read-only session and its writes
+//!   would look like a demoted server;
+//! * a call whose own statements ask for read-only access (`BEGIN READ
+//!   ONLY; INSERT ..` in one batch) fails with the caller's 25006 too.
+//!
+//! Any other 25006 marks the session `Dirt::ReadOnlyServer`. Statements
+//! sent through a wrapped transaction's methods that take a prepared
+//! `Statement` or a generic statement are not read for read-only access
+//! (only the `&str` ones are); send `SET TRANSACTION READ ONLY` as text, or
+//! use the builder.
+//!
 //! # Dirty connections are discarded, not cleaned
 //!
 //! A connection is *dirty* when a request is in flight or the transaction
@@ -52,7 +80,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering::Relaxed};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::Error;
 
-use crate::sql::Control;
+use crate::sql::{control_of, Block, Control};
 
 /// The transaction-block states kept in [`Session::transaction`].
 const IDLE: u8 = 0;
@@ -78,6 +106,18 @@ impl Effect {
     pub(crate) fn of(control: Option<Control>) -> Self {
         control.map_or(Effect::None, Effect::Control)
     }
+
+    /// The read-only access `sql` asks for, without its block control: for
+    /// statements sent inside a wrapped transaction, whose block the
+    /// wrapper follows itself.
+    pub(crate) fn read_only_of(sql: &str) -> Self {
+        Effect::of(control_of(sql).and_then(Control::read_only_part))
+    }
+
+    /// Whether the request itself asks for read-only access.
+    fn asks_read_only(self) -> bool {
+        matches!(self, Effect::Control(control) if control.asks_read_only())
+    }
 }
 
 /// Why a connection may not be handed to the next caller.
@@ -97,6 +137,9 @@ pub(crate) enum Dirt {
     /// The server is shutting this session down (SQLSTATE 57P01, 57P02,
     /// 57P03); the socket may not have closed yet when the caller returns it.
     ServerShutdown,
+    /// The caller made the session read-only by default; the next caller
+    /// must not inherit that.
+    ReadOnlySession,
 }
 
 impl Dirt {
@@ -121,6 +164,9 @@ impl Dirt {
             Dirt::ReadOnlyServer => {
                 "the server refused a write as read-only (SQLSTATE 25006, e.g. a demoted primary); the connection is retired so the next one can reach a writable server"
             }
+            Dirt::ReadOnlySession => {
+                "it was returned with a read-only session default set by the caller (SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY or default_transaction_read_only = on); use BEGIN READ ONLY or build_transaction().read_only(true) instead, or RESET it before returning"
+            }
         }
     }
 
@@ -129,7 +175,10 @@ impl Dirt {
     pub(crate) fn is_misuse(self) -> bool {
         matches!(
             self,
-            Dirt::InTransaction | Dirt::UntrackedTransaction | Dirt::ReadOnlyServer
+            Dirt::InTransaction
+                | Dirt::UntrackedTransaction
+                | Dirt::ReadOnlyServer
+                | Dirt::ReadOnlySession
         )
     }
 }
@@ -143,8 +192,13 @@ pub(crate) struct Session {
     transaction: AtomicU8,
     /// Set once a transaction-control statement was prepared; never reset.
     untracked: AtomicBool,
-    /// Set once the server answered 25006 (read-only); never reset.
+    /// Set once the server answered 25006 (read-only) to a request that did
+    /// not ask for read-only access; never reset.
     read_only: AtomicBool,
+    /// The open transaction block is read-only by the caller's choice.
+    read_only_transaction: AtomicBool,
+    /// The caller set a read-only session default.
+    read_only_session: AtomicBool,
     /// Set once the server answered 57P0x (session terminated); never reset.
     shut_down: AtomicBool,
 }
@@ -171,6 +225,8 @@ impl Session {
             Some(Dirt::ReadOnlyServer)
         } else if self.untracked.load(Relaxed) {
             Some(Dirt::UntrackedTransaction)
+        } else if self.read_only_session.load(Relaxed) {
+            Some(Dirt::ReadOnlySession)
         } else {
             match self.transaction.load(Relaxed) {
                 IDLE => None,
@@ -186,15 +242,24 @@ impl Session {
         self.statements.fetch_add(statements, Relaxed);
     }
 
-    /// A transaction block was opened.
-    pub(crate) fn begin_transaction(&self) {
+    /// A transaction block was opened, `read_only` by the caller's choice
+    /// or not.
+    pub(crate) fn begin_transaction(&self, read_only: bool) {
         self.transaction.store(OPEN, Relaxed);
+        self.read_only_transaction.store(read_only, Relaxed);
     }
 
     /// The transaction block is over (committed, rolled back, or a
     /// `ROLLBACK` is queued ahead of any later request).
     pub(crate) fn end_transaction(&self) {
         self.transaction.store(IDLE, Relaxed);
+        self.read_only_transaction.store(false, Relaxed);
+    }
+
+    /// Whether the caller asked for read-only access in this session: its
+    /// transaction or its session default.
+    fn read_only_by_caller(&self) -> bool {
+        self.read_only_transaction.load(Relaxed) || self.read_only_session.load(Relaxed)
     }
 
     /// Sends one request: counts its `statements`, keeps the in-flight
@@ -212,10 +277,13 @@ impl Session {
         // the pool discards the connection on return.
         let result = request.await;
         self.in_flight.fetch_sub(1, Relaxed);
+        // Judged before `apply`: a failed `BEGIN READ ONLY; INSERT ..`
+        // leaves the block unknown, but the refusal was still asked for.
+        let callers_own = self.read_only_by_caller() || effect.asks_read_only();
         self.apply(effect, result.is_ok());
         if let Err(error) = &result {
             match error.code() {
-                Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION => {
+                Some(code) if *code == SqlState::READ_ONLY_SQL_TRANSACTION && !callers_own => {
                     self.read_only.store(true, Relaxed);
                 }
                 Some(code)
@@ -234,12 +302,28 @@ impl Session {
     fn apply(&self, effect: Effect, succeeded: bool) {
         match (effect, succeeded) {
             (Effect::None, _) | (Effect::Prepare, false) => {}
-            (Effect::Control(Control::Begin), true) => self.begin_transaction(),
-            (Effect::Control(Control::End), true) => self.end_transaction(),
+            (Effect::Control(control), true) => self.apply_control(control),
+            // A failed SET changes nothing; failed block control leaves the
+            // block unknown.
+            (Effect::Control(control), false) if control.block.is_none() => {}
             (Effect::Control(_), false) | (Effect::Unseen, _) => {
                 self.transaction.store(UNKNOWN, Relaxed);
             }
             (Effect::Prepare, true) => self.untracked.store(true, Relaxed),
+        }
+    }
+
+    fn apply_control(&self, control: Control) {
+        match control.block {
+            Some(Block::Begin) => self.begin_transaction(control.read_only.transaction),
+            Some(Block::End) => self.end_transaction(),
+            None if control.read_only.transaction && self.transaction.load(Relaxed) == OPEN => {
+                self.read_only_transaction.store(true, Relaxed);
+            }
+            None => {}
+        }
+        if let Some(read_only) = control.read_only.session {
+            self.read_only_session.store(read_only, Relaxed);
         }
     }
 }
@@ -300,16 +384,20 @@ mod tests {
         assert_eq!(session.dirt(), None);
     }
 
+    fn sql(text: &str) -> Effect {
+        Effect::of(control_of(text))
+    }
+
     #[test]
     fn transaction_control_moves_the_block_state() {
         let session = Session::default();
-        run_now(&session, 1, Effect::Control(Control::Begin));
+        run_now(&session, 1, sql("BEGIN"));
         assert_eq!(session.dirt(), Some(Dirt::InTransaction));
-        run_now(&session, 1, Effect::Control(Control::End));
+        run_now(&session, 1, sql("COMMIT"));
         assert_eq!(session.dirt(), None);
         run_now(&session, 1, Effect::Unseen);
         assert_eq!(session.dirt(), Some(Dirt::UnknownTransaction));
-        run_now(&session, 1, Effect::Control(Control::End));
+        run_now(&session, 1, sql("ROLLBACK"));
         assert_eq!(session.dirt(), None);
     }
 
@@ -317,7 +405,40 @@ mod tests {
     fn a_prepared_transaction_control_is_untracked_for_good() {
         let session = Session::default();
         run_now(&session, 1, Effect::Prepare);
-        run_now(&session, 1, Effect::Control(Control::End));
+        run_now(&session, 1, sql("COMMIT"));
         assert_eq!(session.dirt(), Some(Dirt::UntrackedTransaction));
+    }
+
+    // A server's 25006 cannot be built here (tokio-postgres has no public
+    // constructor for it); `tests/failover.rs` checks the refusals against
+    // real servers. These check the tracking the judgement rests on.
+
+    #[test]
+    fn a_refusal_inside_the_callers_read_only_transaction_is_the_callers_own() {
+        let session = Session::default();
+        run_now(&session, 1, sql("BEGIN READ ONLY"));
+        assert!(session.read_only_by_caller());
+        run_now(&session, 1, sql("ROLLBACK"));
+        assert!(!session.read_only_by_caller());
+        run_now(&session, 1, sql("BEGIN"));
+        run_now(
+            &session,
+            1,
+            Effect::read_only_of("SET TRANSACTION READ ONLY"),
+        );
+        assert!(session.read_only_by_caller());
+        run_now(&session, 1, sql("COMMIT"));
+        assert_eq!(session.dirt(), None);
+    }
+
+    #[test]
+    fn a_read_only_session_default_is_the_callers_and_closes_the_connection() {
+        let session = Session::default();
+        run_now(&session, 1, sql("SET default_transaction_read_only = on"));
+        assert!(session.read_only_by_caller());
+        assert_eq!(session.dirt(), Some(Dirt::ReadOnlySession));
+        run_now(&session, 1, sql("RESET ALL"));
+        assert_eq!(session.dirt(), None);
+        assert!(sql("BEGIN READ ONLY; INSERT INTO t VALUES (1)").asks_read_only());
     }
 }

@@ -18,6 +18,16 @@
 //!   `TRANSACTION`) and `PREPARE TRANSACTION` end it; `.. AND CHAIN` opens
 //!   the next one at once. `ROLLBACK TO [SAVEPOINT]`, `COMMIT PREPARED` and
 //!   `ROLLBACK PREPARED` leave the session's block as it was.
+//! * Read-only access the caller asked for is read from the same
+//!   statements, so a refused write (SQLSTATE 25006) inside it is known to
+//!   be the caller's own doing, not a demoted server: `BEGIN` / `START
+//!   TRANSACTION` with `READ ONLY`, `SET TRANSACTION READ ONLY` and `SET
+//!   [LOCAL] transaction_read_only` make the transaction read-only; `SET
+//!   SESSION CHARACTERISTICS AS TRANSACTION READ ONLY|WRITE` and `SET
+//!   [SESSION] default_transaction_read_only` set the session default, which
+//!   `RESET` (of it, or `ALL`) and `DISCARD ALL` clear. A value other than
+//!   `off`/`false`/`no`/`0` (spelled as a word or a quoted string) counts
+//!   as on.
 //!
 //! The lexer works on bytes, never slices a `str`, and never panics: an
 //! unterminated quote or comment simply runs to the end of the text, which
@@ -25,11 +35,47 @@
 
 /// What a statement does to the session's transaction block.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Control {
+pub(crate) enum Block {
     /// Opens one (or keeps one open: `COMMIT AND CHAIN`).
     Begin,
     /// Ends it.
     End,
+}
+
+/// The read-only access a statement asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ReadOnly {
+    /// The transaction it starts or runs in is read-only.
+    pub(crate) transaction: bool,
+    /// The session default it sets: `Some(true)` read-only, `Some(false)`
+    /// read-write (also `RESET` and `DISCARD ALL`).
+    pub(crate) session: Option<bool>,
+}
+
+/// What a statement (or a batch) does to the session: the transaction
+/// block and the read-only access. Only built when it does something.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Control {
+    /// The block control; for a batch, the last one.
+    pub(crate) block: Option<Block>,
+    /// The read-only access asked for; for a batch, what holds at its end.
+    pub(crate) read_only: ReadOnly,
+}
+
+impl Control {
+    /// Only the read-only part (for statements inside a wrapped
+    /// transaction, whose block the wrapper owns); `None` if there is none.
+    pub(crate) fn read_only_part(self) -> Option<Control> {
+        (self.read_only != ReadOnly::default()).then_some(Control {
+            block: None,
+            read_only: self.read_only,
+        })
+    }
+
+    /// Whether the statement itself asks for read-only access.
+    pub(crate) fn asks_read_only(self) -> bool {
+        self.read_only.transaction || self.read_only.session == Some(true)
+    }
 }
 
 /// What a simple-protocol string holds.
@@ -37,7 +83,7 @@ pub(crate) enum Control {
 pub(crate) struct Scan {
     /// Non-empty statements.
     pub(crate) statements: u64,
-    /// The effect of the last transaction-control statement, if any.
+    /// What its statements do to the session, if anything.
     pub(crate) control: Option<Control>,
 }
 
@@ -61,26 +107,49 @@ pub(crate) fn scan(sql: &str) -> Scan {
 /// takes exactly one): only its leading keywords are read.
 pub(crate) fn control_of(sql: &str) -> Option<Control> {
     let mut statement = Statement::default();
-    for token in Lexer::new(sql).take(LEADING_WORDS) {
-        statement.push(token);
+    let mut lexer = Lexer::new(sql);
+    // Usually a handful of tokens: past the leading words, only the
+    // statements that may say READ ONLY are read further.
+    while statement.wants_more() {
+        match lexer.next() {
+            Some(token) => statement.push(token),
+            None => break,
+        }
     }
     statement.control()
 }
 
 impl Scan {
     fn add(&mut self, statement: &Statement<'_>) {
-        if statement.has_content {
-            self.statements += 1;
-            if let Some(control) = statement.control() {
-                self.control = Some(control);
-            }
+        if !statement.has_content {
+            return;
         }
+        self.statements += 1;
+        let Some(next) = statement.control() else {
+            return;
+        };
+        let mut merged = self.control.unwrap_or(Control {
+            block: None,
+            read_only: ReadOnly::default(),
+        });
+        if next.block.is_some() {
+            merged.block = next.block;
+        }
+        if next.block == Some(Block::End) {
+            merged.read_only.transaction = false;
+        }
+        merged.read_only.transaction |= next.read_only.transaction;
+        if next.read_only.session.is_some() {
+            merged.read_only.session = next.read_only.session;
+        }
+        self.control = Some(merged);
     }
 }
 
 /// How many leading keywords decide a statement's kind:
-/// `ROLLBACK TRANSACTION AND CHAIN`, `CREATE OR REPLACE FUNCTION`.
-const LEADING_WORDS: usize = 4;
+/// `ROLLBACK TRANSACTION AND CHAIN`, `CREATE OR REPLACE FUNCTION`,
+/// `SET SESSION default_transaction_read_only TO on`.
+const LEADING_WORDS: usize = 5;
 
 /// One statement as the lexer sees it.
 #[derive(Default)]
@@ -94,20 +163,46 @@ struct Statement<'a> {
     parens: u32,
     /// `BEGIN`/`CASE` .. `END` nesting in a SQL-standard routine body.
     body_depth: u32,
+    /// The first tokens after the leading words (a `SET`'s value).
+    after: [Option<Token<'a>>; 2],
+    /// The last token was the word `READ`.
+    after_read: bool,
+    /// `READ ONLY` (`Some(true)`) or `READ WRITE` (`Some(false)`), last seen.
+    access: Option<bool>,
 }
 
 impl<'a> Statement<'a> {
     fn push(&mut self, token: Token<'a>) {
         self.has_content = true;
+        if self.leading_done || !matches!(token, Token::Word(_)) {
+            if let Some(free) = self.after.iter_mut().find(|t| t.is_none()) {
+                *free = Some(token);
+            }
+        }
         match token {
-            Token::Word(word) => self.word(word),
+            Token::Word(word) => {
+                self.word(word);
+                if self.after_read && word.eq_ignore_ascii_case(b"ONLY") {
+                    self.access = Some(true);
+                } else if self.after_read && word.eq_ignore_ascii_case(b"WRITE") {
+                    self.access = Some(false);
+                }
+                self.after_read = word.eq_ignore_ascii_case(b"READ");
+            }
             Token::Open => self.parens += 1,
             Token::Close => self.parens = self.parens.saturating_sub(1),
-            Token::Semicolon | Token::Other => {}
+            Token::Semicolon | Token::Quoted(_) | Token::Other => {}
         }
         if !matches!(token, Token::Word(_)) {
             self.leading_done = true;
+            self.after_read = false;
         }
+    }
+
+    /// Whether more tokens could change [`control`](Self::control).
+    fn wants_more(&self) -> bool {
+        let leading_open = !self.leading_done && self.leading_count < LEADING_WORDS;
+        leading_open || self.is_begin() || self.is(0, "SET")
     }
 
     fn word(&mut self, word: &'a [u8]) {
@@ -142,12 +237,24 @@ impl<'a> Statement<'a> {
             && (routine(1) || (self.is(1, "OR") && self.is(2, "REPLACE") && routine(3)))
     }
 
+    fn is_begin(&self) -> bool {
+        self.is(0, "BEGIN") || (self.is(0, "START") && self.is(1, "TRANSACTION"))
+    }
+
     fn control(&self) -> Option<Control> {
-        if self.is(0, "BEGIN") || (self.is(0, "START") && self.is(1, "TRANSACTION")) {
-            return Some(Control::Begin);
+        let control = Control {
+            block: self.block(),
+            read_only: self.read_only(),
+        };
+        (control.block.is_some() || control.read_only != ReadOnly::default()).then_some(control)
+    }
+
+    fn block(&self) -> Option<Block> {
+        if self.is_begin() {
+            return Some(Block::Begin);
         }
         if self.is(0, "PREPARE") && self.is(1, "TRANSACTION") {
-            return Some(Control::End);
+            return Some(Block::End);
         }
         if !["COMMIT", "END", "ROLLBACK", "ABORT"]
             .iter()
@@ -163,9 +270,66 @@ impl<'a> Statement<'a> {
         if self.is(next, "PREPARED") || (self.is(0, "ROLLBACK") && self.is(next, "TO")) {
             None
         } else if self.is(next, "AND") && self.is(next + 1, "CHAIN") {
-            Some(Control::Begin)
+            Some(Block::Begin)
         } else {
-            Some(Control::End)
+            Some(Block::End)
+        }
+    }
+
+    fn read_only(&self) -> ReadOnly {
+        let mut read_only = ReadOnly::default();
+        if self.is(0, "DISCARD") && self.is(1, "ALL") {
+            read_only.session = Some(false);
+        } else if self.is(0, "RESET") {
+            if self.is(1, "ALL") || self.is(1, "default_transaction_read_only") {
+                read_only.session = Some(false);
+            }
+        } else if self.is_begin() || (self.is(0, "SET") && self.is(1, "TRANSACTION")) {
+            read_only.transaction = self.access == Some(true);
+        } else if self.is(0, "SET") && self.is(1, "SESSION") && self.is(2, "CHARACTERISTICS") {
+            read_only.session = self.access;
+        } else if self.is(0, "SET") {
+            let local = self.is(1, "LOCAL");
+            let name = if local || self.is(1, "SESSION") { 2 } else { 1 };
+            if self.is(name, "transaction_read_only") {
+                read_only.transaction = self.setting_value(name) != Some(false);
+            } else if self.is(name, "default_transaction_read_only") && !local {
+                read_only.session = Some(self.setting_value(name) != Some(false));
+            }
+        }
+        read_only
+    }
+
+    /// The boolean value of `SET <name> {=|TO} <value>`, where the name is
+    /// leading word `name`: `None` when it is not spelled as a word or a
+    /// quoted string (the caller then assumes on).
+    fn setting_value(&self, name: usize) -> Option<bool> {
+        let word_value = if self.is(name + 1, "TO") {
+            name + 2
+        } else {
+            name + 1
+        };
+        let value = if word_value < self.leading_count {
+            Some(self.leading[word_value])
+        } else {
+            let mut after = self.after.iter().flatten();
+            match after.next() {
+                Some(Token::Other) => after.next().copied(),
+                first => first.copied(),
+            }
+            .and_then(|token| match token {
+                Token::Word(text) | Token::Quoted(text) => Some(text),
+                _ => None,
+            })
+        }?;
+        const OFF: [&[u8]; 4] = [b"off", b"false", b"no", b"0"];
+        const ON: [&[u8]; 4] = [b"on", b"true", b"yes", b"1"];
+        if OFF.iter().any(|v| value.eq_ignore_ascii_case(v)) {
+            Some(false)
+        } else if ON.iter().any(|v| value.eq_ignore_ascii_case(v)) {
+            Some(true)
+        } else {
+            None
         }
     }
 }
@@ -178,7 +342,10 @@ enum Token<'a> {
     Semicolon,
     Open,
     Close,
-    /// Anything else: a string, a quoted identifier, a number, an operator.
+    /// A standard string, `'..'`: what is between the quotes, as written.
+    Quoted(&'a [u8]),
+    /// Anything else: another string, a quoted identifier, a number, an
+    /// operator.
     Other,
 }
 
@@ -278,7 +445,13 @@ impl<'a> Iterator for Lexer<'a> {
                 b';' => Some(Token::Semicolon),
                 b'(' => Some(Token::Open),
                 b')' => Some(Token::Close),
-                b'\'' | b'"' => {
+                b'\'' => {
+                    let start = self.at + 1;
+                    self.skip_quoted(byte, false);
+                    let end = self.at.saturating_sub(1).max(start);
+                    return Some(Token::Quoted(&self.sql[start..end]));
+                }
+                b'"' => {
                     self.skip_quoted(byte, false);
                     return Some(Token::Other);
                 }
@@ -321,123 +494,4 @@ fn is_word_byte(byte: u8) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn count(sql: &str) -> u64 {
-        scan(sql).statements
-    }
-
-    #[test]
-    fn statements_are_counted_between_top_level_semicolons() {
-        assert_eq!(count("SELECT 1"), 1);
-        assert_eq!(count("SELECT 1; SELECT 2"), 2);
-        assert_eq!(count("SELECT 1; SELECT 2;"), 2);
-        assert_eq!(count(" ; ;; SELECT 1 ;  "), 1);
-        assert_eq!(count(""), 0);
-        assert_eq!(count("-- only a comment; really\n /* and; this */"), 0);
-    }
-
-    #[test]
-    fn semicolons_in_quotes_comments_and_parentheses_do_not_split() {
-        assert_eq!(count("SELECT ';', 'it''s; ok'; SELECT 2"), 2);
-        assert_eq!(count(r"SELECT E'\';' ; SELECT 2"), 2);
-        assert_eq!(
-            count(r"SELECT '\'; SELECT 2"),
-            2,
-            "standard strings keep backslashes"
-        );
-        assert_eq!(count(r#"SELECT 1 AS "a;b""c"; SELECT 2"#), 2);
-        assert_eq!(count("SELECT $$;$$, $f$ $$; $f$, $1; SELECT 2"), 2);
-        assert_eq!(count("SELECT a$b$c FROM t; SELECT 2"), 2, "$ inside a word");
-        assert_eq!(count("SELECT 1 -- ; not here\n; SELECT 2"), 2);
-        assert_eq!(
-            count("SELECT 1 /* ; /* nested ; */ still ; */; SELECT 2"),
-            2
-        );
-        assert_eq!(count("SELECT (1;2); SELECT 3"), 2);
-        assert_eq!(count("SELECT 'unterminated; SELECT 2"), 1);
-    }
-
-    #[test]
-    fn a_routine_with_a_begin_atomic_body_is_one_statement() {
-        let sql = "CREATE OR REPLACE FUNCTION f(begin int) RETURNS int LANGUAGE sql \
-                   BEGIN ATOMIC SELECT CASE WHEN 1 = 1 THEN 1 END; SELECT 2; END; COMMIT";
-        assert_eq!(
-            scan(sql),
-            Scan {
-                statements: 2,
-                control: Some(Control::End)
-            }
-        );
-        let plpgsql = "CREATE FUNCTION g() RETURNS void AS $$ BEGIN PERFORM 1; END $$ \
-                       LANGUAGE plpgsql; SELECT 1";
-        assert_eq!(count(plpgsql), 2);
-        assert_eq!(count("DO $$ BEGIN PERFORM 1; END $$; SELECT 1"), 2);
-    }
-
-    #[test]
-    fn transaction_control_is_read_from_leading_keywords() {
-        let cases: &[(&str, Option<Control>)] = &[
-            ("BEGIN", Some(Control::Begin)),
-            (
-                "  /* hi */ begin isolation level serializable",
-                Some(Control::Begin),
-            ),
-            ("Start Transaction READ ONLY", Some(Control::Begin)),
-            ("COMMIT", Some(Control::End)),
-            ("commit work", Some(Control::End)),
-            ("END TRANSACTION", Some(Control::End)),
-            ("ROLLBACK", Some(Control::End)),
-            ("ABORT", Some(Control::End)),
-            ("PREPARE TRANSACTION 'x'", Some(Control::End)),
-            ("COMMIT AND CHAIN", Some(Control::Begin)),
-            ("ROLLBACK TRANSACTION AND CHAIN", Some(Control::Begin)),
-            ("COMMIT AND NO CHAIN", Some(Control::End)),
-            ("ROLLBACK TO SAVEPOINT a", None),
-            ("ROLLBACK WORK TO a", None),
-            ("COMMIT PREPARED 'x'", None),
-            ("ROLLBACK PREPARED 'x'", None),
-            ("PREPARE q AS SELECT 1", None),
-            ("SAVEPOINT a", None),
-            ("SELECT 'BEGIN'", None),
-            ("SELECT CASE WHEN true THEN 1 END", None),
-            ("START", None),
-            ("\"BEGIN\"", None),
-            ("beginning", None),
-        ];
-        for (sql, expected) in cases {
-            assert_eq!(control_of(sql), *expected, "{sql}");
-            assert_eq!(scan(sql).control, *expected, "{sql}");
-        }
-    }
-
-    #[test]
-    fn the_last_transaction_control_of_a_batch_wins() {
-        assert_eq!(scan("BEGIN; SELECT 1").control, Some(Control::Begin));
-        assert_eq!(scan("BEGIN; SELECT 1; COMMIT").control, Some(Control::End));
-        assert_eq!(scan("COMMIT; BEGIN;").control, Some(Control::Begin));
-        assert_eq!(scan("SELECT 1; SELECT 2").control, None);
-    }
-
-    #[test]
-    fn arbitrary_bytes_never_panic() {
-        for sql in [
-            "$",
-            "$a",
-            "$a$",
-            "E'",
-            "E'\\",
-            "'",
-            "\"",
-            "/*",
-            "/* /*",
-            "-",
-            "é;ü'$ö$",
-            "$é$x$é$;",
-        ] {
-            let _ = scan(sql);
-            let _ = control_of(sql);
-        }
-    }
-}
+mod tests;

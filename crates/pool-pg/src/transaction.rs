@@ -20,6 +20,11 @@
 //!   transaction. A dropped transaction is therefore *not* dirty (the
 //!   `recycling` tests check this against the server).
 //!
+//! A read-only transaction (`build_transaction().read_only(true)`, or `SET
+//! TRANSACTION READ ONLY` sent as text through a `&str` method) is
+//! remembered, so a write it refuses (SQLSTATE 25006) is the caller's own
+//! doing and not taken for a demoted server (see `session.rs`).
+//!
 //! Transaction-control SQL sent *through* the transaction
 //! (`tx.batch_execute("COMMIT")`) changes nothing here: the wrapper's own
 //! end always sends `COMMIT` or `ROLLBACK` last. Nested transactions
@@ -216,7 +221,8 @@ impl<'a> PgTransaction<'a> {
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Vec<Row>, Error> {
         let request = self.inner.query_typed(query, params);
-        self.session().run(1, Effect::None, request).await
+        let effect = Effect::read_only_of(query);
+        self.session().run(1, effect, request).await
     }
 
     /// Like [`Transaction::query_typed_one`]; counts one statement.
@@ -226,7 +232,8 @@ impl<'a> PgTransaction<'a> {
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Row, Error> {
         let request = self.inner.query_typed_one(statement, params);
-        self.session().run(1, Effect::None, request).await
+        let effect = Effect::read_only_of(statement);
+        self.session().run(1, effect, request).await
     }
 
     /// Like [`Transaction::query_typed_opt`]; counts one statement.
@@ -236,7 +243,8 @@ impl<'a> PgTransaction<'a> {
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<Option<Row>, Error> {
         let request = self.inner.query_typed_opt(statement, params);
-        self.session().run(1, Effect::None, request).await
+        let effect = Effect::read_only_of(statement);
+        self.session().run(1, effect, request).await
     }
 
     /// Like [`Transaction::query_typed_raw`]; counts one statement.
@@ -246,7 +254,8 @@ impl<'a> PgTransaction<'a> {
         I: IntoIterator<Item = (P, Type)>,
     {
         let request = self.inner.query_typed_raw(query, params);
-        self.session().run(1, Effect::None, request).await
+        let effect = Effect::read_only_of(query);
+        self.session().run(1, effect, request).await
     }
 
     /// Like [`Transaction::execute`]; counts one statement.
@@ -269,7 +278,8 @@ impl<'a> PgTransaction<'a> {
         params: &[(&(dyn ToSql + Sync), Type)],
     ) -> Result<u64, Error> {
         let request = self.inner.execute_typed(statement, params);
-        self.session().run(1, Effect::None, request).await
+        let effect = Effect::read_only_of(statement);
+        self.session().run(1, effect, request).await
     }
 
     /// Like [`Transaction::execute_raw`]; counts one statement.
@@ -331,14 +341,16 @@ impl<'a> PgTransaction<'a> {
     pub async fn simple_query(&self, query: &str) -> Result<Vec<SimpleQueryMessage>, Error> {
         let statements = crate::sql::scan(query).statements;
         let request = self.inner.simple_query(query);
-        self.session().run(statements, Effect::None, request).await
+        let effect = Effect::read_only_of(query);
+        self.session().run(statements, effect, request).await
     }
 
     /// Like [`Transaction::batch_execute`]; counts each non-empty statement.
     pub async fn batch_execute(&self, query: &str) -> Result<(), Error> {
         let statements = crate::sql::scan(query).statements;
         let request = self.inner.batch_execute(query);
-        self.session().run(statements, Effect::None, request).await
+        let effect = Effect::read_only_of(query);
+        self.session().run(statements, effect, request).await
     }
 }
 
@@ -379,11 +391,18 @@ impl fmt::Debug for PgTransaction<'_> {
 pub struct PgTransactionBuilder<'a> {
     inner: TransactionBuilder<'a>,
     session: &'a Session,
+    /// Whether the transaction is read-only by the caller's choice: a
+    /// refused write inside it is the caller's own, not a demoted server.
+    read_only: bool,
 }
 
 impl<'a> PgTransactionBuilder<'a> {
     pub(crate) fn new(inner: TransactionBuilder<'a>, session: &'a Session) -> Self {
-        Self { inner, session }
+        Self {
+            inner,
+            session,
+            read_only: false,
+        }
     }
 
     /// Sets the isolation level.
@@ -395,6 +414,7 @@ impl<'a> PgTransactionBuilder<'a> {
     /// Sets the access mode.
     pub fn read_only(mut self, read_only: bool) -> Self {
         self.inner = self.inner.read_only(read_only);
+        self.read_only = read_only;
         self
     }
 
@@ -410,8 +430,9 @@ impl<'a> PgTransactionBuilder<'a> {
     pub async fn start(self) -> Result<PgTransaction<'a>, Error> {
         let session = self.session;
         // Cancel-safe: dropped mid-way, the in-flight marker stays raised.
+        let read_only = self.read_only;
         let inner = session.run(1, Effect::None, self.inner.start()).await?;
-        session.begin_transaction();
+        session.begin_transaction(read_only);
         Ok(PgTransaction::new(inner, session, false))
     }
 }

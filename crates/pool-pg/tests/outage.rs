@@ -391,19 +391,22 @@ async fn a_server_out_of_connection_slots_is_a_transient_error_and_the_pool_keep
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_write_refused_as_read_only_retires_the_connection() {
+async fn a_write_refused_as_read_only_evicts_every_connection_to_that_server() {
     let db = start_db();
     let app = "outage-read-only";
     let pool = connect(
         &url_with_app(&db.url(), app),
-        small_pool().min_size(1).max_size(2),
+        small_pool().min_size(0).max_size(2),
     )
     .await;
     let conn = pool.acquire().await.unwrap();
+    let other = pool.acquire().await.unwrap();
     conn.batch_execute("CREATE TABLE marks (id int)")
         .await
         .unwrap();
     let pid = backend_pid(&conn).await;
+    let idle_pid = backend_pid(&other).await;
+    drop(other); // idle: it never sees the refusal itself
 
     db.execute("ALTER SYSTEM SET default_transaction_read_only = on")
         .unwrap();
@@ -436,12 +439,16 @@ async fn a_write_refused_as_read_only_retires_the_connection() {
     );
     assert!(conn.is_dirty());
     drop(conn);
+    // A read-only server is a demoted primary for every session on it: the
+    // idle connection goes too, at once, not after its own failed write.
     let stats = pool.statistics();
-    assert_eq!(stats.closed_by_reason.dirty, 1, "{stats:?}");
+    assert_eq!(stats.closed_by_reason.evicted, 2, "{stats:?}");
+    assert_eq!(stats.closed_by_reason.dirty, 0, "{stats:?}");
     assert_eq!(stats.idle_connections, 0, "{stats:?}");
 
     let conn = pool.acquire().await.unwrap();
-    assert_ne!(backend_pid(&conn).await, pid, "a new backend");
+    let new_pid = backend_pid(&conn).await;
+    assert!(new_pid != pid && new_pid != idle_pid, "a new backend");
     let count: i64 = conn
         .query_one("SELECT count(*) FROM marks", &[])
         .await
