@@ -9,7 +9,7 @@
 //! | route | answers |
 //! |---|---|
 //! | `GET /health` | `pool.health_check()` as JSON: **200** for `healthy` and `degraded` (still serving), **503** for `unhealthy` or a pool shutting down or terminated — what a load balancer should act on |
-//! | `GET /metrics` | the pool's metrics in the Prometheus text format ([`crate::metrics`]), recorded at each scrape |
+//! | `GET /metrics` | the pool's metrics in the Prometheus text format ([`crate::metrics`]): recorded by the pool as they happen, labelled `pool` = `POOL_NAME`; the wait/use/create times as histograms |
 //! | `GET /db/activity` | one query through the pool: this backend's pid and how many connections the pool holds on the server |
 //!
 //! A database failure in `/db/activity` is a JSON body
@@ -20,7 +20,9 @@
 //!
 //! Configuration: `HTTP_ADDR` (default [`DEFAULT_ADDR`]; port 0 picks a free
 //! port), `DATABASE_URL` and `POOL_*` as everywhere ([`Database::start`]),
-//! `HTTP_LOG_FILE` (default stderr) and `RUST_LOG`. The first line on stdout
+//! `HTTP_LOG_FILE` (default stderr) and `RUST_LOG`. The Prometheus recorder
+//! is installed before the pool is built (the pool registers its metrics
+//! when it is built). The first line on stdout
 //! is `listening on http://<address>`, so a script or a test can find the
 //! port.
 //!
@@ -64,7 +66,8 @@ struct AppState {
     exporter: Exporter,
 }
 
-/// The service's routes over `pool`, publishing through `exporter`.
+/// The service's routes over `pool`, publishing through `exporter` (installed
+/// before `pool` was built, or the pool's own series are missing).
 pub fn router(pool: PgPool, exporter: Exporter) -> Router {
     let state = Arc::new(AppState { pool, exporter });
     Router::new()
@@ -86,7 +89,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let body = state.exporter.scrape();
+    let body = state.exporter.scrape(&state.pool);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
@@ -159,6 +162,14 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before the pool is built: the pool registers its metrics in build().
+    let exporter = match Exporter::install() {
+        Ok(exporter) => exporter,
+        Err(error) => {
+            eprintln!("http_server: cannot install the Prometheus recorder: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let database = tokio::select! {
         started = Database::start() => match started {
             Ok(database) => database,
@@ -171,14 +182,6 @@ async fn run() -> ExitCode {
         name = signal.recv() => {
             tracing::info!(target: "examples::http", signal = name, "stopped during start-up");
             return ExitCode::SUCCESS;
-        }
-    };
-    let exporter = match Exporter::install(database.pool.clone(), "main") {
-        Ok(exporter) => exporter,
-        Err(error) => {
-            eprintln!("http_server: cannot install the Prometheus recorder: {error}");
-            database.shutdown(SHUTDOWN_TIMEOUT).await;
-            return ExitCode::FAILURE;
         }
     };
     let listener = match tokio::net::TcpListener::bind(addr).await {

@@ -2,7 +2,8 @@
 //! `http_server` binary on a free port against a password-protected
 //! throwaway PostgreSQL, spoken to with plain HTTP/1.1 over `TcpStream`.
 //! Every read is bounded; stderr (its JSON log) must never contain the
-//! password.
+//! password. The pool is named by `POOL_NAME` ([`POOL`]): every metric and
+//! every pool log event must carry that name.
 
 mod common;
 
@@ -14,12 +15,20 @@ use common::{
     stdout_lines, stop, READ_TIMEOUT,
 };
 use pg_tempdb::TempDb;
+use pool_pg::metrics::{
+    CONNECTION_COUNT, CONNECTION_MAX, CREATED, CREATE_TIME, PENDING_REQUESTS, POOL_HEALTH,
+    POOL_STATE, TIMEOUTS, USE_TIME, WAIT_TIME,
+};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::process::Child;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_http_server");
+/// The pool's name (`POOL_NAME`): the `pool` label and log field.
+const POOL: &str = "orders-api";
+/// The `pool` label of every series.
+const POOL_LABEL: &str = "pool=\"orders-api\"";
 /// Concurrent requests of the load phase.
 const LOAD: usize = 200;
 
@@ -94,6 +103,7 @@ async fn start(db: &TempDb) -> (Child, SocketAddr) {
             ("HTTP_ADDR", "127.0.0.1:0"),
             ("POOL_MIN_SIZE", "2"),
             ("POOL_MAX_SIZE", "4"),
+            ("POOL_NAME", POOL),
             ("POOL_ACQUIRE_TIMEOUT_MS", "10000"),
             ("POOL_CREATE_TIMEOUT_MS", "1000"),
         ],
@@ -120,6 +130,38 @@ fn sample(text: &str, metric: &str, labels: &[&str]) -> f64 {
         .unwrap_or_else(|| panic!("no sample {metric}{labels:?} in:\n{text}"))
 }
 
+/// The `q` quantile of histogram `metric` of our pool, interpolated within
+/// its buckets as PromQL's `histogram_quantile` does.
+fn quantile(text: &str, metric: &str, q: f64) -> f64 {
+    let prefix = format!("{metric}_bucket{{{POOL_LABEL},le=\"");
+    let buckets: Vec<(f64, f64)> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix(&prefix))
+        .filter_map(|rest| rest.split_once("\"} "))
+        .map(|(le, n)| {
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().expect("a bound")
+            };
+            (le, n.parse().expect("a count"))
+        })
+        .collect();
+    let total = buckets.last().expect("buckets").1;
+    let rank = q * total;
+    let (mut lower, mut below) = (0.0, 0.0);
+    for (le, count) in buckets {
+        if count >= rank {
+            if le == f64::INFINITY {
+                return lower;
+            }
+            return lower + (le - lower) * (rank - below) / (count - below).max(1.0);
+        }
+        (lower, below) = (le, count);
+    }
+    lower
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_queries_and_metrics_are_served_and_sigterm_drains_gracefully() {
     let db = database();
@@ -137,6 +179,11 @@ async fn health_queries_and_metrics_are_served_and_sigterm_drains_gracefully() {
         activity.json()["backend_pid"].as_i64().unwrap() > 0,
         "{activity:?}"
     );
+    let wait_count = format!("{WAIT_TIME}_count");
+    let before = get(addr, "/metrics").await;
+    assert_eq!(before.status, 200, "{before:?}");
+    // One request, one acquisition; /health and /metrics take no connection.
+    assert_eq!(sample(&before.body, &wait_count, &[POOL_LABEL]), 1.0);
 
     let load: Vec<_> = (0..LOAD)
         .map(|_| tokio::spawn(async move { get(addr, "/db/activity").await.status }))
@@ -147,58 +194,79 @@ async fn health_queries_and_metrics_are_served_and_sigterm_drains_gracefully() {
 
     let metrics = get(addr, "/metrics").await;
     assert_eq!(metrics.status, 200, "{metrics:?}");
+    assert_eq!(
+        metrics.header("content-type"),
+        Some("text/plain; version=0.0.4")
+    );
     let text = &metrics.body;
     println!("{text}"); // shown when a test fails
-    let main = "pool_name=\"main\"";
-    for quantile in ["0.5", "0.95", "0.99"] {
-        let q = format!("quantile=\"{quantile}\"");
-        assert!(sample(text, "db_client_connection_use_time_seconds", &[main, &q]) > 0.0);
-        assert!(
-            sample(
-                text,
-                "db_client_connection_create_time_seconds",
-                &[main, &q]
-            ) > 0.0
+
+    // Every request acquired once and released before it answered.
+    let acquisitions = sample(text, &wait_count, &[POOL_LABEL]);
+    assert_eq!(acquisitions, (LOAD + 1) as f64, "{text}");
+    for histogram in [WAIT_TIME, USE_TIME] {
+        let inf = sample(
+            text,
+            &format!("{histogram}_bucket"),
+            &[POOL_LABEL, "le=\"+Inf\""],
         );
+        assert_eq!(inf, acquisitions, "{histogram}");
+        let count = sample(text, &format!("{histogram}_count"), &[POOL_LABEL]);
+        assert_eq!(count, acquisitions, "{histogram}");
     }
-    // 200 requests on 4 connections: the slowest waited.
-    let wait_p99 = sample(
-        text,
-        "db_client_connection_wait_time_seconds",
-        &[main, "quantile=\"0.99\""],
-    );
-    assert!(wait_p99 > 0.0, "{text}");
-    assert!(sample(text, "db_client_connection_acquisitions_total", &[main]) >= (LOAD + 1) as f64);
-    assert!(sample(text, "db_client_connection_created_total", &[main]) >= 2.0);
+    assert!(sample(text, &format!("{USE_TIME}_sum"), &[POOL_LABEL]) > 0.0);
+    // 200 requests on 4 connections: some callers waited (the fast path
+    // records 0).
+    assert!(sample(text, &format!("{WAIT_TIME}_sum"), &[POOL_LABEL]) > 0.0);
+    let created = sample(text, CREATED, &[POOL_LABEL]);
+    assert!(created >= 2.0, "{text}");
     assert_eq!(
-        sample(text, "db_client_connection_timeouts_total", &[main]),
+        sample(text, &format!("{CREATE_TIME}_count"), &[POOL_LABEL]),
+        created
+    );
+    assert!(sample(text, &format!("{CREATE_TIME}_sum"), &[POOL_LABEL]) > 0.0);
+    let (p50, p99) = (
+        quantile(text, WAIT_TIME, 0.5),
+        quantile(text, WAIT_TIME, 0.99),
+    );
+    let use_p99 = quantile(text, USE_TIME, 0.99);
+    println!(
+        "after {LOAD} concurrent requests: wait p50 {:.3} ms, p99 {:.3} ms; use p99 {:.3} ms",
+        p50 * 1e3,
+        p99 * 1e3,
+        use_p99 * 1e3
+    );
+    assert!(p50 <= p99 && p99 <= 10.0, "{p50} {p99}");
+    assert_eq!(sample(text, TIMEOUTS, &[POOL_LABEL]), 0.0);
+    assert_eq!(sample(text, CONNECTION_MAX, &[POOL_LABEL]), 4.0);
+    assert_eq!(
+        sample(text, CONNECTION_COUNT, &[POOL_LABEL, "state=\"used\""]),
         0.0
     );
-    assert_eq!(sample(text, "db_client_connections_max", &[main]), 4.0);
+    assert_eq!(sample(text, PENDING_REQUESTS, &[POOL_LABEL]), 0.0);
     assert_eq!(
-        sample(text, "db_client_connections", &[main, "state=\"used\""]),
-        0.0
-    );
-    assert_eq!(
-        sample(text, "db_client_connections_pending_requests", &[main]),
-        0.0
-    );
-    assert_eq!(
-        sample(text, "pool_health_status", &[main, "status=\"healthy\""]),
+        sample(text, POOL_HEALTH, &[POOL_LABEL, "status=\"healthy\""]),
         1.0
     );
     assert_eq!(
-        sample(text, "pool_state", &[main, "state=\"HEALTHY\""]),
+        sample(text, POOL_STATE, &[POOL_LABEL, "state=\"HEALTHY\""]),
         1.0
     );
     assert_eq!(
-        sample(text, "pool_state", &[main, "state=\"RECOVERING\""]),
+        sample(text, POOL_STATE, &[POOL_LABEL, "state=\"RECOVERING\""]),
         0.0
     );
     assert!(
-        text.contains("# HELP db_client_connection_wait_time_seconds"),
+        text.contains(&format!("# TYPE {WAIT_TIME} histogram")),
         "{text}"
     );
+    // Every series of the pool carries its name, from POOL_NAME.
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("db_client_connection"))
+    {
+        assert!(line.contains(POOL_LABEL), "no {POOL_LABEL}: {line}");
+    }
 
     sigterm(&child);
     let status = exit_status(&mut child, "SIGTERM").await;
@@ -207,6 +275,13 @@ async fn health_queries_and_metrics_are_served_and_sigterm_drains_gracefully() {
     assert!(log.contains("draining HTTP connections"), "{log}");
     assert!(log.contains("connection pool shut down"), "{log}");
     assert_no_password(&log, "the HTTP server's log (stderr)");
+    // The pool's own events name the pool.
+    let init = log
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|event| event["target"] == "pool_core::init")
+        .unwrap_or_else(|| panic!("no pool_core::init event in:\n{log}"));
+    assert_eq!(init["pool"], POOL, "{init}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -208,8 +208,13 @@ async fn the_health_resource_is_the_pools_health_check_and_sigterm_exits_cleanly
         )
         .await;
     let text = metrics["result"]["contents"][0]["text"].as_str().unwrap();
+    // No POOL_NAME: the pool is named `default`, in every series.
     assert!(
-        text.contains("db_client_connections_max{pool_name=\"main\"} 4"),
+        text.contains("db_client_connection_max{pool=\"default\"} 4"),
+        "{text}"
+    );
+    assert!(
+        text.contains("# TYPE db_client_connection_wait_time_seconds histogram"),
         "{text}"
     );
 
@@ -225,6 +230,26 @@ async fn the_health_resource_is_the_pools_health_check_and_sigterm_exits_cleanly
     assert!(log.contains("SIGTERM received"), "{log}");
     assert!(log.contains("connection pool shut down"), "{log}");
     assert_no_password(&log, "the MCP log");
+    // The pool's own events (JSON lines) name the pool.
+    let events: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let pool_events: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["target"]
+                .as_str()
+                .is_some_and(|t| t.starts_with("pool_core::"))
+        })
+        .collect();
+    assert!(
+        pool_events.iter().any(|e| e["target"] == "pool_core::init"),
+        "{log}"
+    );
+    for event in pool_events {
+        assert_eq!(event["pool"], "default", "{event}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,97 +1,205 @@
-//! The Prometheus publisher, in process: each metric follows the pool's own
-//! statistics snapshot, with its labels.
+//! The Prometheus exporter, in process: with the recorder installed before
+//! the pool is built, every metric the pool records is rendered under the
+//! pool's name and agrees with its own statistics snapshot; a pool built
+//! before the recorder records nothing.
+//!
+//! One test function on purpose: the recorder is process-global, and the
+//! pool built *before* it is installed must not share the binary with
+//! another test that installs it first.
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use examples::metrics::Exporter;
-use pool_pg::{PgPool, PgPoolExt, PoolConfig};
+use examples::metrics::{Exporter, ACQUIRE_ERRORS, EXTRAS, LEAKS_REPORTED, LEAKS_SUSPECTED};
+use pool_pg::metrics::{
+    CLOSED, CONNECTION_COUNT, CONNECTION_IDLE_MIN, CONNECTION_MAX, CREATED, CREATE_FAILURES,
+    CREATE_TIME, PENDING_REQUESTS, POOL_HEALTH, POOL_STATE, TIMEOUTS, USE_TIME, WAIT_TIME,
+};
+use pool_pg::{PgPool, PgPoolExt, PoolConfig, Statistics};
 
-fn line<'a>(text: &'a str, prefix: &str) -> &'a str {
+/// How long the pool may take to settle at `min_size`.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The value of the one sample named exactly `series` (name and labels).
+fn value(text: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
     text.lines()
-        .find(|line| line.starts_with(prefix))
-        .unwrap_or_else(|| panic!("no line starting with {prefix} in:\n{text}"))
+        .find_map(|line| line.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no sample {series} in:\n{text}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{series}: not a number ({e})"))
+}
+
+/// `name{pool="orders",extra...}`.
+fn series(name: &str, extra: &str) -> String {
+    if extra.is_empty() {
+        format!("{name}{{pool=\"orders\"}}")
+    } else {
+        format!("{name}{{pool=\"orders\",{extra}}}")
+    }
+}
+
+/// Waits until `pool` holds `total` connections with none opening (the
+/// background refill finished), so the gauges cannot move under the test.
+async fn settle(pool: &PgPool, total: u64) -> Statistics {
+    let deadline = Instant::now() + SETTLE_TIMEOUT;
+    loop {
+        let stats = pool.statistics();
+        if stats.total_connections == total && stats.opening_connections == 0 {
+            return stats;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pool did not settle at {total} connections within {SETTLE_TIMEOUT:?}: {stats:?}"
+        );
+        pool.run_maintenance().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_metric_follows_the_statistics_snapshot() {
+async fn a_pool_built_after_the_recorder_renders_every_metric_under_its_name() {
     let db = common::database();
-    let pool = PgPool::connect(&db.url(), PoolConfig::default().min_size(2).max_size(5))
-        .await
-        .unwrap();
-    let exporter = Exporter::local(pool.clone(), "orders");
+    // Built before any recorder exists: its handles go nowhere, for good.
+    let early = PgPool::connect(
+        &db.url(),
+        PoolConfig::default().name("early").min_size(1).max_size(2),
+    )
+    .await
+    .unwrap();
+    let exporter = Exporter::install().unwrap();
+    let pool = PgPool::connect(
+        &db.url(),
+        PoolConfig::default().name("orders").min_size(2).max_size(5),
+    )
+    .await
+    .unwrap();
+    assert!(exporter.records(&pool));
+    assert!(!exporter.records(&early));
 
+    let discarded = pool.acquire().await.unwrap();
+    discarded.discard();
+    settle(&pool, 2).await;
     let held = pool.acquire().await.unwrap();
-    held.discard();
-    let held = pool.acquire().await.unwrap();
-    let text = exporter.scrape();
+    let text = exporter.scrape(&pool);
     let stats = pool.statistics();
+    println!("{text}"); // shown when the test fails
 
-    let pool_label = "pool_name=\"orders\"";
+    assert!(!text.contains("pool=\"early\""), "{text}");
+    for (state, expected) in [
+        ("used", 1),
+        ("idle", stats.idle_connections),
+        ("opening", 0),
+    ] {
+        let labels = format!("state=\"{state}\"");
+        assert_eq!(
+            value(&text, &series(CONNECTION_COUNT, &labels)),
+            expected as f64,
+            "{state}"
+        );
+    }
+    assert_eq!(stats.idle_connections, 1);
+    assert_eq!(value(&text, &series(CONNECTION_MAX, "")), 5.0);
+    assert_eq!(value(&text, &series(CONNECTION_IDLE_MIN, "")), 2.0);
+    assert_eq!(value(&text, &series(PENDING_REQUESTS, "")), 0.0);
+    assert_eq!(value(&text, &series(TIMEOUTS, "")), 0.0);
+    assert_eq!(value(&text, &series(CREATE_FAILURES, "")), 0.0);
     assert_eq!(
-        line(
-            &text,
-            &format!("db_client_connections{{{pool_label},state=\"used\"}}")
-        ),
-        format!("db_client_connections{{{pool_label},state=\"used\"}} 1")
+        value(&text, &series(CREATED, "")),
+        stats.connections_created as f64
     );
-    assert!(line(
-        &text,
-        "db_client_connections{pool_name=\"orders\",state=\"idle\"}"
-    )
-    .ends_with(&format!(" {}", stats.idle_connections)));
-    assert!(line(&text, "db_client_connections_max{pool_name=\"orders\"}").ends_with(" 5"));
-    assert!(line(
-        &text,
-        "db_client_connections_idle_min{pool_name=\"orders\"}"
-    )
-    .ends_with(" 2"));
-    assert!(line(
-        &text,
-        "db_client_connection_closed_total{pool_name=\"orders\",reason=\"discarded\"}"
-    )
-    .ends_with(" 1"));
-    assert!(line(
-        &text,
-        "db_client_connection_closed_total{pool_name=\"orders\",reason=\"lifetime\"}"
-    )
-    .ends_with(" 0"));
-    assert!(line(
-        &text,
-        "db_client_connection_acquisitions_total{pool_name=\"orders\"}"
-    )
-    .ends_with(&format!(" {}", stats.total_acquisitions)));
-    assert!(line(
-        &text,
-        "db_client_connection_created_total{pool_name=\"orders\"}"
-    )
-    .ends_with(&format!(" {}", stats.connections_created)));
-    assert!(line(
-        &text,
-        "db_client_connection_create_time_seconds_count{pool_name=\"orders\"}"
-    )
-    .ends_with(&format!(" {}", stats.create_time.count)));
-    assert!(line(&text, "pool_state{pool_name=\"orders\",state=\"HEALTHY\"}").ends_with(" 1"));
-    assert!(line(
-        &text,
-        "pool_health_status{pool_name=\"orders\",status=\"healthy\"}"
-    )
-    .ends_with(" 1"));
-    assert!(line(&text, "# HELP db_client_connections_pending_requests")
-        .contains("OTel db.client.connection.pending_requests"));
+    assert_eq!(stats.connections_created, 3);
+    assert_eq!(value(&text, &series(CLOSED, "reason=\"discarded\"")), 1.0);
+    assert_eq!(value(&text, &series(CLOSED, "reason=\"lifetime\"")), 0.0);
+
+    // Real Prometheus histograms: buckets from 100 µs to 30 s, sum, count.
+    for (histogram, count) in [
+        (WAIT_TIME, stats.total_acquisitions),
+        (USE_TIME, stats.total_releases),
+        (CREATE_TIME, stats.connections_created),
+    ] {
+        assert!(
+            text.contains(&format!("# TYPE {histogram} histogram")),
+            "{histogram}"
+        );
+        let count_series = series(&format!("{histogram}_count"), "");
+        assert_eq!(value(&text, &count_series), count as f64, "{histogram}");
+        let bucket = |le: &str| series(&format!("{histogram}_bucket"), &format!("le=\"{le}\""));
+        assert_eq!(value(&text, &bucket("+Inf")), count as f64, "{histogram}");
+        assert!(
+            value(&text, &bucket("0.0001")) <= count as f64,
+            "{histogram}"
+        );
+        assert!(value(&text, &bucket("30")) <= count as f64, "{histogram}");
+        assert!(value(&text, &series(&format!("{histogram}_sum"), "")) >= 0.0);
+    }
+    assert_eq!(stats.total_acquisitions, 2);
+    assert_eq!(stats.total_releases, 1);
+    assert!(value(&text, &series(&format!("{CREATE_TIME}_sum"), "")) > 0.0);
+
+    let state = format!("state=\"{}\"", stats.state.as_str());
+    assert_eq!(value(&text, &series(POOL_STATE, &state)), 1.0, "{state}");
+    assert_eq!(
+        value(&text, &series(POOL_STATE, "state=\"RECOVERING\"")),
+        0.0
+    );
+    let verdict = format!("status=\"{}\"", pool.health_check().status.as_str());
+    assert_eq!(value(&text, &series(POOL_HEALTH, &verdict)), 1.0);
+
+    // The extras: set from the snapshot, under names the library does not use.
+    assert_eq!(value(&text, &series(LEAKS_SUSPECTED, "")), 0.0);
+    assert_eq!(value(&text, &series(LEAKS_REPORTED, "")), 0.0);
+    assert_eq!(value(&text, &series(ACQUIRE_ERRORS, "")), 0.0);
+    for extra in EXTRAS {
+        assert!(text.contains(&format!("# HELP {extra} ")), "{extra}");
+        assert!(
+            ![
+                CONNECTION_COUNT,
+                CONNECTION_MAX,
+                CONNECTION_IDLE_MIN,
+                PENDING_REQUESTS,
+                WAIT_TIME,
+                USE_TIME,
+                CREATE_TIME,
+                TIMEOUTS,
+                CREATED,
+                CREATE_FAILURES,
+                CLOSED,
+                POOL_STATE,
+                POOL_HEALTH,
+            ]
+            .contains(&extra),
+            "{extra} collides with a library metric"
+        );
+    }
     drop(held);
 
     pool.shutdown(Duration::from_secs(5)).await;
-    let text = exporter.scrape();
-    assert!(line(
-        &text,
-        "pool_state{pool_name=\"orders\",state=\"TERMINATED\"}"
-    )
-    .ends_with(" 1"));
-    assert!(line(
-        &text,
-        "pool_health_status{pool_name=\"orders\",status=\"unhealthy\"}"
-    )
-    .ends_with(" 1"));
+    let refused = pool.acquire().await.unwrap_err();
+    assert!(refused.is_closed(), "{refused}");
+    let text = exporter.scrape(&pool);
+    let stats = pool.statistics();
+    assert_eq!(
+        value(&text, &series(POOL_STATE, "state=\"TERMINATED\"")),
+        1.0
+    );
+    assert_eq!(
+        value(&text, &series(POOL_HEALTH, "status=\"unhealthy\"")),
+        1.0
+    );
+    assert_eq!(
+        value(&text, &series(CONNECTION_COUNT, "state=\"idle\"")),
+        0.0
+    );
+    assert_eq!(
+        value(&text, &series(CLOSED, "reason=\"pool_closed\"")),
+        stats.closed_by_reason.pool_closed as f64
+    );
+    assert!(stats.acquire_errors >= 1, "{stats:?}");
+    assert_eq!(
+        value(&text, &series(ACQUIRE_ERRORS, "")),
+        stats.acquire_errors as f64
+    );
+    early.close();
 }

@@ -10,7 +10,10 @@
 //! 1. **Logs first.** JSON lines go to `MCP_LOG_FILE` (default
 //!    [`DEFAULT_LOG_FILE`]; `-` for stderr). Stdout carries the protocol and
 //!    nothing else: one JSON-RPC 2.0 message per line.
-//! 2. **Pool from the environment** ([`Database::start`]): `DATABASE_URL` and
+//! 2. **Metrics recorder, then the pool.** The Prometheus recorder
+//!    ([`Exporter::install`]) comes first, because the pool registers its
+//!    metrics when it is built. Then the pool from the environment
+//!    ([`Database::start`]): `DATABASE_URL` and
 //!    `POOL_*`, or a throwaway PostgreSQL when `DATABASE_URL` is unset. A bad
 //!    configuration fails fast: the actionable message on stderr, exit code
 //!    2 (1 if the database cannot be reached).
@@ -57,6 +60,7 @@ use rmcp::ServiceExt;
 
 use crate::database::{Database, SHUTDOWN_TIMEOUT};
 use crate::logging::{self, LogTarget};
+use crate::metrics::Exporter;
 use crate::signals::ShutdownSignal;
 
 pub use crate::db_error::DATABASE_ERROR_CODE;
@@ -98,6 +102,15 @@ pub fn main() -> ExitCode {
 async fn run() -> ExitCode {
     let mut signal = ShutdownSignal::install();
     tracing::info!(target: "examples::mcp", pid = std::process::id(), "MCP server starting");
+    // Before the pool is built: the pool registers its metrics in build().
+    let exporter = match Exporter::install() {
+        Ok(exporter) => exporter,
+        Err(error) => {
+            tracing::error!(target: "examples::mcp", %error, "cannot install the Prometheus recorder");
+            eprintln!("mcp_server: cannot install the Prometheus recorder: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let database = tokio::select! {
         started = Database::start() => match started {
             Ok(database) => database,
@@ -116,7 +129,7 @@ async fn run() -> ExitCode {
 
     let transport = rmcp::transport::stdio_pipes();
     let served = tokio::select! {
-        served = PoolServer::new(database.pool.clone()).serve(transport) => Ok(served),
+        served = PoolServer::new(database.pool.clone(), exporter).serve(transport) => Ok(served),
         name = signal.recv() => Err(name),
     };
     let (reason, code) = match served {

@@ -1,8 +1,8 @@
 //! The MCP handler: three resources and two tools over one pool.
 //!
 //! Every handler reads the pool without blocking it: the resources are the
-//! lock-free `health_check()` / `statistics()` snapshots and a Prometheus
-//! rendering of them; `pool_statistics` returns the same snapshot as a tool
+//! lock-free `health_check()` / `statistics()` snapshots and the
+//! Prometheus text of the installed recorder ([`Exporter::scrape`]); `pool_statistics` returns the same snapshot as a tool
 //! (for clients that only call tools); `query` runs one read-only statement
 //! through [`crate::query::run_read_only`]. A request the client cancels
 //! (`notifications/cancelled`) drops its query future; pool-pg then closes
@@ -13,7 +13,6 @@
 //! whose `data` is the [`DatabaseError`] as JSON; bad arguments are
 //! `-32602` (invalid params); an unknown resource is MCP's resource-not-found.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use pool_pg::PgPool;
@@ -46,13 +45,13 @@ pub const STATISTICS_TOOL: &str = "pool_statistics";
 #[derive(Clone)]
 pub struct PoolServer {
     pool: PgPool,
-    exporter: Arc<Exporter>,
+    exporter: Exporter,
 }
 
 impl PoolServer {
-    /// A handler serving `pool`.
-    pub fn new(pool: PgPool) -> Self {
-        let exporter = Arc::new(Exporter::local(pool.clone(), "main"));
+    /// A handler serving `pool`, with its metrics from `exporter` (installed
+    /// before `pool` was built, or the pool's own series are missing).
+    pub fn new(pool: PgPool, exporter: Exporter) -> Self {
         Self { pool, exporter }
     }
 
@@ -68,7 +67,7 @@ impl PoolServer {
                 .with_mime_type("application/json"),
             Resource::new(METRICS_URI, "connection-pool-metrics")
                 .with_title("Connection pool metrics")
-                .with_description("The same numbers as Prometheus metrics (db_client_connection_*).")
+                .with_description("The pool's Prometheus metrics (db_client_connection_*, labelled pool): connection counts, wait/use/create time histograms, timeouts, closes by reason, state and health.")
                 .with_mime_type("text/plain"),
         ]
     }
@@ -190,7 +189,7 @@ impl ServerHandler for PoolServer {
         let (text, mime) = match uri {
             HEALTH_URI => (json_text(&self.pool.health_check())?, "application/json"),
             STATS_URI => (json_text(&self.pool.statistics())?, "application/json"),
-            METRICS_URI => (self.exporter.scrape(), "text/plain"),
+            METRICS_URI => (self.exporter.scrape(&self.pool), "text/plain"),
             _ => {
                 return Err(ErrorData::resource_not_found(
                     format!("no resource {uri}. Suggestion: read {HEALTH_URI}, {STATS_URI} or {METRICS_URI}"),
