@@ -28,6 +28,14 @@ loom:
 proptest-long:
     PROPTEST_CASES=20000 cargo test -p pool-core --release --test model
 
+# The chaos soak: faults against a throwaway PostgreSQL under load (SOAK_SEED=<n> replays a run's choices).
+soak secs="300":
+    SOAK_SECS={{secs}} cargo test -p pool-pg --test soak -- --nocapture
+
+# Failover across a primary and a streaming standby, with timings.
+failover:
+    cargo run -p examples --example failover
+
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all --check
