@@ -4,7 +4,7 @@
 //!
 //! One `AtomicUsize` holds `permits << 2 | WAITERS | CLOSED`. A waitlist
 //! behind a `parking_lot` mutex holds the queued callers in arrival order
-//! (a `BTreeMap` keyed by a sequence number) and the ids of callers that
+//! (a deque sorted by ticket, `semaphore/queue.rs`) and the ids of callers that
 //! were granted a permit but have not yet been polled.
 //!
 //! * Uncontended acquire and release are one CAS each and never lock.
@@ -26,12 +26,15 @@
 //! * [`Semaphore::close`] fails every queued and future acquire with
 //!   [`Closed`]; permits already granted stay valid.
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
+
+mod queue;
+
+use queue::WaitQueue;
 
 const CLOSED: usize = 1;
 const WAITERS: usize = 2;
@@ -52,7 +55,7 @@ pub(crate) enum TryAcquireError {
 struct Waitlist {
     next_id: u64,
     /// Queued callers in arrival order, with their latest waker.
-    queue: BTreeMap<u64, Option<Waker>>,
+    queue: WaitQueue,
     /// Callers granted a permit that have not observed it yet.
     granted: Vec<u64>,
 }
@@ -153,7 +156,7 @@ impl Semaphore {
     /// Hands one permit to the front waiter, or to the count if nobody is
     /// queued. Returns the waker to wake once the lock is released.
     fn release_locked(&self, list: &mut Waitlist) -> Option<Waker> {
-        match list.queue.pop_first() {
+        match list.queue.pop_front() {
             Some((id, waker)) => {
                 list.granted.push(id);
                 self.after_queue_change(list);
@@ -174,17 +177,17 @@ impl Semaphore {
         }
         let waiting = list.queue.len() as u64;
         self.waiting.store(waiting, Ordering::Relaxed);
-        self.peak_waiting.fetch_max(waiting, Ordering::Relaxed);
+        // Under the lock, so a plain load-then-store cannot lose a peak.
+        if waiting > self.peak_waiting.load(Ordering::Relaxed) {
+            self.peak_waiting.store(waiting, Ordering::Relaxed);
+        }
     }
 
     /// Fails every queued and future acquire. Idempotent.
     pub(crate) fn close(&self) {
         let mut list = self.waitlist.lock();
         self.state.fetch_or(CLOSED, Ordering::AcqRel);
-        let wakers: Vec<Waker> = std::mem::take(&mut list.queue)
-            .into_values()
-            .flatten()
-            .collect();
+        let wakers: Vec<Waker> = list.queue.take_wakers();
         self.after_queue_change(&list);
         drop(list);
         for waker in wakers {
@@ -223,13 +226,13 @@ impl Future for Acquire<'_> {
             return Poll::Ready(Ok(()));
         }
         if semaphore.is_closed() {
-            list.queue.remove(&id);
+            list.queue.remove(id);
             semaphore.after_queue_change(&list);
             drop(list);
             self.id = None;
             return Poll::Ready(Err(Closed));
         }
-        if let Some(slot) = list.queue.get_mut(&id) {
+        if let Some(slot) = list.queue.get_mut(id) {
             match slot {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
                 _ => *slot = Some(cx.waker().clone()),
@@ -268,7 +271,7 @@ impl Acquire<'_> {
         }
         let id = list.next_id;
         list.next_id += 1;
-        list.queue.insert(id, Some(cx.waker().clone()));
+        list.queue.push_back(id, cx.waker().clone());
         semaphore.after_queue_change(&list);
         self.id = Some(id);
         Poll::Pending
@@ -285,7 +288,7 @@ impl Drop for Acquire<'_> {
             list.granted.swap_remove(index);
             semaphore.release_locked(&mut list)
         } else {
-            list.queue.remove(&id);
+            list.queue.remove(id);
             semaphore.after_queue_change(&list);
             None
         };
