@@ -105,9 +105,16 @@ pub(crate) fn parse_database_url(raw: &str) -> Result<(Config, TlsSettings), Con
                 "DATABASE_URL ({shown}) is not a valid PostgreSQL URL: {}",
                 scrub(&cause, url)
             ),
-            format!(
-                "write it as {EXAMPLE_URL}?option=value, with a numeric port and special characters percent-encoded"
-            ),
+            if without_tls.contains("target_session_attrs=prefer-standby")
+                || without_tls.contains("target_session_attrs=standby")
+            {
+                // tokio-postgres knows `any`, `read-write` and `read-only`.
+                "a single pool supports target_session_attrs=any, read-write or read-only; for reads on standbys with a fallback to the primary, use ReadWritePools (see docs/high-availability.md)".to_owned()
+            } else {
+                format!(
+                    "write it as {EXAMPLE_URL}?option=value, with a numeric port and special characters percent-encoded"
+                )
+            },
         )
     })?;
     let hosts = config.get_hosts();
@@ -334,6 +341,17 @@ mod tests {
             redact_url("postgres://db/x?pass%77ord=s3cr3t-p4ss&sslmode=disable"),
             "postgres://db/x?pass%77ord=***&sslmode=disable"
         );
+    }
+
+    #[test]
+    fn prefer_standby_on_a_single_pool_points_to_read_write_pools() {
+        let Err(issue) = parse_database_url(
+            "postgres://app@a:5432,b:5432/x?target_session_attrs=prefer-standby",
+        ) else {
+            panic!("tokio-postgres 0.7 does not take prefer-standby");
+        };
+        let text = issue.to_string();
+        assert!(text.contains("ReadWritePools"), "{text}");
     }
 
     #[test]
