@@ -16,28 +16,36 @@
 //!
 //! The whole of it runs under one deadline, `acquire_timeout`; on expiry the
 //! error names the phase that was in progress and carries a statistics
-//! snapshot and the pool's last connection error.
+//! snapshot and the pool's last connection error. While the caller is
+//! queued in the semaphore the pool's deadline task keeps that deadline
+//! (`deadline.rs`); a timer of the caller's own is armed only outside the
+//! queue (connecting, validating, waiting for a recovery).
 //!
 //! Cancellation at any `.await` loses nothing: see the comment at each one.
 
-use crate::sync::{Arc, AtomicU8, Ordering};
+use crate::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::error::{Phase, PoolError, TimeoutError, UnavailableError};
+use crate::error::{Phase, PoolError, UnavailableError};
 use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
 use std::panic::Location;
+use tokio::time::Sleep;
 
 use crate::guard::PooledConnection;
 use crate::idle::Conn;
 use crate::leak::Site;
 use crate::manager::Manager;
 use crate::open::{spawn_open, validate};
+use crate::phase::{timeout_error, CancelTracker, PhaseCell};
 use crate::pool::Pool;
 use crate::reconnect;
 use crate::recycle::{on_checkout, RetireReason};
-use crate::semaphore::TryAcquireError;
+use crate::semaphore::{AcquireError, TryAcquireError};
 use crate::shared::{Permit, Shared};
 use crate::slot::Slot;
 use crate::state::PoolState;
@@ -46,33 +54,6 @@ use crate::state::PoolState;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(25);
 /// Longest pause between connect retries within one `acquire()`.
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(1);
-
-/// The phase in progress, readable after the checkout future is dropped by
-/// its timeout.
-struct PhaseCell(AtomicU8);
-
-impl PhaseCell {
-    fn new() -> Self {
-        Self(AtomicU8::new(0))
-    }
-
-    fn set(&self, phase: Phase) {
-        let code = match phase {
-            Phase::Connect => 1,
-            Phase::Validate => 2,
-            _ => 0,
-        };
-        self.0.store(code, Ordering::Relaxed);
-    }
-
-    fn get(&self) -> Phase {
-        match self.0.load(Ordering::Relaxed) {
-            1 => Phase::Connect,
-            2 => Phase::Validate,
-            _ => Phase::Wait,
-        }
-    }
-}
 
 impl<M: Manager> Pool<M> {
     /// Gets a connection, waiting up to `acquire_timeout` in all.
@@ -119,27 +100,34 @@ impl<M: Manager> Pool<M> {
             FastPath::Continue(head_start, site) => (head_start, site),
         };
         let started = Instant::now();
-        let deadline = started + shared.config.acquire_timeout;
+        let timeout = shared.config.acquire_timeout;
+        let deadline = started + timeout;
+        let deadline_us = shared
+            .micros_since_start(started)
+            .saturating_add(u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX));
         let phase = PhaseCell::new();
         let mut cancelled = CancelTracker::armed(shared);
-        let checkout = checkout(shared, &phase, started, head_start, site);
+        let checkout = checkout(shared, &phase, started, deadline_us, head_start, site);
         tokio::pin!(checkout);
-        // Cancel-safe: see `checkout`. The snapshot of a timeout is taken
-        // while the caller is still queued, so it counts itself.
-        let result = tokio::select! {
-            biased;
-            result = &mut checkout => result,
-            () = tokio::time::sleep_until(deadline) => {
-                let statistics = shared.statistics();
-                Err(PoolError::Timeout(Box::new(TimeoutError {
-                    phase: phase.get(),
-                    waited: started.elapsed(),
-                    timeout: shared.config.acquire_timeout,
-                    statistics,
-                    last_error: shared.last_error.load_full(),
-                })))
+        // Cancel-safe: see `checkout`. While queued in the semaphore the
+        // deadline task bounds the wait (and the queued caller builds its own
+        // `Timeout`, still counted as waiting); anywhere else this caller's
+        // own timer does, armed the first time it is needed.
+        let mut timer: Option<Pin<Box<Sleep>>> = None;
+        let result = std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = checkout.as_mut().poll(cx) {
+                return Poll::Ready(result);
             }
-        };
+            if timer.is_none() && phase.is_queued() {
+                return Poll::Pending;
+            }
+            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            match timer.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(timeout_error(shared, phase.get(), started))),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await;
         cancelled.disarm();
         match result {
             Ok(guard) => Ok(guard),
@@ -210,33 +198,6 @@ fn unavailable<M: Manager>(shared: &Shared<M>) -> PoolError<M::Error> {
     }))
 }
 
-/// Counts an `acquire()` whose future is dropped before it finished.
-struct CancelTracker<'a, M: Manager> {
-    shared: &'a Shared<M>,
-    armed: bool,
-}
-
-impl<'a, M: Manager> CancelTracker<'a, M> {
-    fn armed(shared: &'a Shared<M>) -> Self {
-        Self {
-            shared,
-            armed: true,
-        }
-    }
-
-    fn disarm(&mut self) {
-        self.armed = false;
-    }
-}
-
-impl<M: Manager> Drop for CancelTracker<'_, M> {
-    fn drop(&mut self) {
-        if self.armed {
-            self.shared.stats.acquires_cancelled.incr();
-        }
-    }
-}
-
 /// What the fast path got, for the slow path to go on from.
 struct HeadStart<M: Manager> {
     permit: Option<Permit<M>>,
@@ -291,34 +252,47 @@ fn needs_validation<M: Manager>(
 /// whether the caller had to queue.
 async fn take_permit<M: Manager>(
     shared: &Arc<Shared<M>>,
+    phase: &PhaseCell,
+    started: Instant,
+    deadline_us: u64,
 ) -> Result<(Permit<M>, bool), PoolError<M::Error>> {
-    let waited = match shared.semaphore.try_acquire() {
-        Ok(()) => false,
+    match shared.semaphore.try_acquire() {
+        Ok(()) => return Ok((Permit::taken(Arc::clone(shared)), false)),
         Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
-        Err(TryAcquireError::NoPermits) => {
-            let metrics = &shared.stats.metrics;
-            metrics.pending(shared.semaphore.waiting() + 1);
-            // Cancel-safe: a dropped `Acquire` unlinks itself, or passes on a
-            // permit it was granted but never took.
-            let granted = shared.semaphore.acquire().await;
-            metrics.pending(shared.semaphore.waiting());
-            granted.map_err(|_closed| PoolError::Closed)?;
-            true
+        Err(TryAcquireError::NoPermits) => {}
+    }
+    let metrics = &shared.stats.metrics;
+    metrics.pending(shared.semaphore.waiting() + 1);
+    let result = {
+        let acquire = shared.semaphore.acquire_until(deadline_us);
+        tokio::pin!(acquire);
+        phase.set_queued();
+        // Cancel-safe: a dropped `Acquire` unlinks itself, or passes on a
+        // permit it was granted but never took.
+        match (&mut acquire).await {
+            Ok(()) => Ok((Permit::taken(Arc::clone(shared)), true)),
+            Err(AcquireError::Closed) => Err(PoolError::Closed),
+            // Still queued until `acquire` drops at the end of this block:
+            // the snapshot counts this caller.
+            Err(AcquireError::TimedOut) => Err(timeout_error(shared, Phase::Wait, started)),
         }
     };
-    Ok((Permit::taken(Arc::clone(shared)), waited))
+    phase.set(Phase::Wait);
+    metrics.pending(shared.semaphore.waiting());
+    result
 }
 
 async fn checkout<M: Manager>(
     shared: &Arc<Shared<M>>,
     phase: &PhaseCell,
     started: Instant,
+    deadline_us: u64,
     head_start: HeadStart<M>,
     site: Option<Site>,
 ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
     let (mut permit, waited) = match head_start.permit {
         Some(permit) => (permit, false),
-        None => take_permit(shared).await?,
+        None => take_permit(shared, phase, started, deadline_us).await?,
     };
     // Lends `conn`, unless the pool closed while it was being opened or
     // validated: then it is closed at once and the caller gets `Closed`.
@@ -433,7 +407,7 @@ async fn checkout<M: Manager>(
                 // was released when it unwound. Queue again for a new one.
                 tracing::error!(target: "pool_core::connect", pool = %shared.config.name, "connect task panicked; retrying");
                 phase.set(Phase::Wait);
-                permit = take_permit(shared).await?.0;
+                permit = take_permit(shared, phase, started, deadline_us).await?.0;
             }
         }
     }

@@ -42,6 +42,7 @@
 
 mod checkout;
 mod config;
+mod deadline;
 mod env;
 mod error;
 mod guard;
@@ -53,6 +54,7 @@ mod maintenance;
 mod manager;
 pub mod metrics;
 mod open;
+mod phase;
 mod pool;
 mod reconnect;
 mod recycle;

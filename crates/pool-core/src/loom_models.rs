@@ -10,7 +10,7 @@ use std::task::{Context, Poll, Waker};
 use loom::future::block_on;
 use loom::thread;
 
-use crate::semaphore::Semaphore;
+use crate::semaphore::{AcquireError, Semaphore};
 use crate::slot::{Slot, SlotState};
 use crate::stats::Stats;
 use crate::sync::Arc;
@@ -135,5 +135,32 @@ fn a_waiter_woken_by_a_release_wakes_exactly_once() {
         let mut cx = Context::from_waker(Waker::noop());
         let mut again = pin!(sem.acquire());
         assert!(again.as_mut().poll(&mut cx).is_pending());
+    });
+}
+
+#[test]
+fn an_expiry_racing_with_a_release_loses_no_permit() {
+    loom::model(|| {
+        let sem = Arc::new(Semaphore::new(1));
+        sem.try_acquire().expect("the only permit");
+        let waiter = {
+            let sem = Arc::clone(&sem);
+            thread::spawn(move || match block_on(sem.acquire_until(10)) {
+                Ok(()) => sem.release(),
+                Err(AcquireError::TimedOut) => {}
+                Err(AcquireError::Closed) => panic!("never closed"),
+            })
+        };
+        let expirer = {
+            let sem = Arc::clone(&sem);
+            thread::spawn(move || {
+                sem.expire_due(10);
+            })
+        };
+        sem.release();
+        waiter.join().expect("waiter");
+        expirer.join().expect("expirer");
+        assert_eq!(sem.available(), 1, "the permit was never lost");
+        assert_eq!(sem.waiting(), 0, "the expired waiter unlinked itself");
     });
 }

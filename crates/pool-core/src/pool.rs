@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::PoolConfig;
+use crate::deadline;
 use crate::error::PoolError;
 use crate::health::HealthStatus;
 use crate::maintenance;
@@ -34,7 +35,8 @@ pub struct Pool<M: Manager> {
 /// What all clones of one [`Pool`] share.
 struct Handle<M: Manager> {
     shared: Arc<Shared<M>>,
-    maintenance: Mutex<Option<JoinHandle<()>>>,
+    /// The maintenance task and the deadline task (`deadline.rs`).
+    maintenance: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl<M: Manager> Drop for Handle<M> {
@@ -42,7 +44,7 @@ impl<M: Manager> Drop for Handle<M> {
         close_now(&self.shared, "the last pool handle was dropped");
         // The task also sees the closed pool and stops by itself; aborting
         // makes that immediate even if it is in the middle of a connect.
-        if let Some(task) = self.maintenance.lock().take() {
+        for task in self.maintenance.lock().drain(..) {
             task.abort();
         }
     }
@@ -89,7 +91,7 @@ impl<M: Manager> Pool<M> {
             return Err(error);
         }
         shared.refresh_state();
-        let task = maintenance::spawn(&shared);
+        let tasks = vec![maintenance::spawn(&shared), deadline::spawn(&shared)];
         tracing::info!(
             target: "pool_core::init",
             pool = %shared.config.name,
@@ -103,7 +105,7 @@ impl<M: Manager> Pool<M> {
         Ok(Self {
             handle: Arc::new(Handle {
                 shared,
-                maintenance: Mutex::new(Some(task)),
+                maintenance: Mutex::new(tasks),
             }),
         })
     }
@@ -112,8 +114,10 @@ impl<M: Manager> Pool<M> {
         &self.handle.shared
     }
 
-    pub(crate) fn take_maintenance_task(&self) -> Option<JoinHandle<()>> {
-        self.handle.maintenance.lock().take()
+    /// The background tasks (maintenance, deadlines), for `close` and
+    /// `shutdown` to abort and join.
+    pub(crate) fn take_background_tasks(&self) -> Vec<JoinHandle<()>> {
+        std::mem::take(&mut *self.handle.maintenance.lock())
     }
 
     /// The pool's current state.
@@ -174,7 +178,7 @@ impl<M: Manager> Pool<M> {
     /// [`shutdown`](Pool::shutdown), which waits for borrowed connections.
     pub fn close(&self) {
         close_now(self.shared(), "close() called");
-        if let Some(task) = self.take_maintenance_task() {
+        for task in self.take_background_tasks() {
             task.abort();
         }
     }

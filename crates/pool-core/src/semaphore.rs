@@ -24,10 +24,25 @@
 //! * **No lost wake-up:** wakers are collected under the lock and woken after
 //!   it is released; the flag and the queue change together under the lock.
 //! * [`Semaphore::close`] fails every queued and future acquire with
-//!   [`Closed`]; permits already granted stay valid.
+//!   [`AcquireError::Closed`]; permits already granted stay valid.
+//!
+//! # Deadlines without a timer per waiter
+//!
+//! [`Semaphore::acquire_until`] gives a waiter a deadline. The waiter arms
+//! no timer of its own: the pool's one deadline task sleeps until
+//! [`Semaphore::next_deadline`] and calls [`Semaphore::expire_due`], which
+//! marks the waiters whose deadline passed and wakes them; each then
+//! returns [`AcquireError::TimedOut`] while still queued (so a statistics
+//! snapshot taken for its error counts it) and unlinks itself when dropped.
+//! A waiter that is handed a permit before it observed its expiry takes the
+//! permit. Queuing a deadline earlier than the one the task sleeps for
+//! wakes the task ([`Semaphore::deadline_changed`]). All waiters of a pool
+//! share one timeout and queue in order, so the task fires about once per
+//! timeout, not once per waiter.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
 
 use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
@@ -40,9 +55,14 @@ const CLOSED: usize = 1;
 const WAITERS: usize = 2;
 const PERMIT: usize = 4;
 
-/// The semaphore was closed.
+/// Why [`Acquire`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Closed;
+pub(crate) enum AcquireError {
+    /// The semaphore was closed.
+    Closed,
+    /// The waiter's deadline passed before a permit came.
+    TimedOut,
+}
 
 /// Why [`Semaphore::try_acquire`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +89,12 @@ pub(crate) struct Semaphore {
     waiting: AtomicU64,
     /// The highest `waiting` ever seen.
     peak_waiting: AtomicU64,
+    /// The earliest deadline the deadline task must wake for (`u64::MAX`:
+    /// none). Written under the lock.
+    next_deadline: AtomicU64,
+    /// Wakes the deadline task when a waiter queues with a deadline earlier
+    /// than `next_deadline`, and when the semaphore closes.
+    deadline_changed: StdArc<tokio::sync::Notify>,
 }
 
 impl Semaphore {
@@ -78,7 +104,35 @@ impl Semaphore {
             waitlist: Mutex::new(Waitlist::default()),
             waiting: AtomicU64::new(0),
             peak_waiting: AtomicU64::new(0),
+            next_deadline: AtomicU64::new(u64::MAX),
+            deadline_changed: StdArc::new(tokio::sync::Notify::new()),
         }
+    }
+
+    /// The earliest deadline of a queued waiter not yet expired, in µs
+    /// (`u64::MAX`: none).
+    pub(crate) fn next_deadline(&self) -> u64 {
+        self.next_deadline.load(Ordering::Acquire)
+    }
+
+    /// Notified when `next_deadline` moves earlier, and on close.
+    pub(crate) fn deadline_changed(&self) -> StdArc<tokio::sync::Notify> {
+        StdArc::clone(&self.deadline_changed)
+    }
+
+    /// Expires every waiter whose deadline is at or before `now_us` (they
+    /// return [`AcquireError::TimedOut`] at their next poll) and wakes
+    /// them. Returns the next deadline to wake for.
+    pub(crate) fn expire_due(&self, now_us: u64) -> u64 {
+        let mut wake = Vec::new();
+        let mut list = self.waitlist.lock();
+        let next = list.queue.expire_due(now_us, &mut wake);
+        self.next_deadline.store(next, Ordering::Release);
+        drop(list);
+        for waker in wake {
+            waker.wake();
+        }
+        next
     }
 
     /// Callers queued right now.
@@ -123,11 +177,20 @@ impl Semaphore {
         }
     }
 
-    /// Waits for a permit, in arrival order. See [`Acquire`].
+    /// Waits for a permit, in arrival order, for as long as it takes.
+    /// See [`Acquire`].
+    #[cfg(any(test, pool_loom))]
     pub(crate) fn acquire(&self) -> Acquire<'_> {
+        self.acquire_until(u64::MAX)
+    }
+
+    /// Waits for a permit, in arrival order, until `deadline_us` (the
+    /// pool's µs; enforced by the deadline task, see the module docs).
+    pub(crate) fn acquire_until(&self, deadline_us: u64) -> Acquire<'_> {
         Acquire {
             semaphore: self,
             id: None,
+            deadline_us,
         }
     }
 
@@ -157,10 +220,10 @@ impl Semaphore {
     /// queued. Returns the waker to wake once the lock is released.
     fn release_locked(&self, list: &mut Waitlist) -> Option<Waker> {
         match list.queue.pop_front() {
-            Some((id, waker)) => {
-                list.granted.push(id);
+            Some(waiter) => {
+                list.granted.push(waiter.ticket);
                 self.after_queue_change(list);
-                waker
+                waiter.waker
             }
             None => {
                 self.state.fetch_add(PERMIT, Ordering::AcqRel);
@@ -193,6 +256,8 @@ impl Semaphore {
         for waker in wakers {
             waker.wake();
         }
+        // The deadline task ends with the semaphore.
+        self.deadline_changed.notify_one();
     }
 }
 
@@ -202,19 +267,22 @@ impl Semaphore {
 #[derive(Debug)]
 pub(crate) struct Acquire<'a> {
     semaphore: &'a Semaphore,
-    /// Set while queued or granted-but-unobserved.
+    /// Set while queued or granted-but-unobserved (and after returning
+    /// `TimedOut`, until dropped: the waiter stays queued until then).
     id: Option<u64>,
+    /// When to give up, in the pool's µs.
+    deadline_us: u64,
 }
 
 impl Future for Acquire<'_> {
-    type Output = Result<(), Closed>;
+    type Output = Result<(), AcquireError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let semaphore = self.semaphore;
         let Some(id) = self.id else {
             return match semaphore.try_acquire() {
                 Ok(()) => Poll::Ready(Ok(())),
-                Err(TryAcquireError::Closed) => Poll::Ready(Err(Closed)),
+                Err(TryAcquireError::Closed) => Poll::Ready(Err(AcquireError::Closed)),
                 Err(TryAcquireError::NoPermits) => self.enqueue(cx),
             };
         };
@@ -230,12 +298,16 @@ impl Future for Acquire<'_> {
             semaphore.after_queue_change(&list);
             drop(list);
             self.id = None;
-            return Poll::Ready(Err(Closed));
+            return Poll::Ready(Err(AcquireError::Closed));
         }
-        if let Some(slot) = list.queue.get_mut(id) {
-            match slot {
+        if let Some(waiter) = list.queue.get_mut(id) {
+            if waiter.expired {
+                // Stays queued (and counted) until dropped.
+                return Poll::Ready(Err(AcquireError::TimedOut));
+            }
+            match &mut waiter.waker {
                 Some(waker) if waker.will_wake(cx.waker()) => {}
-                _ => *slot = Some(cx.waker().clone()),
+                slot => *slot = Some(cx.waker().clone()),
             }
         }
         Poll::Pending
@@ -245,13 +317,13 @@ impl Future for Acquire<'_> {
 impl Acquire<'_> {
     /// Slow path of the first poll: take a permit that appeared meanwhile,
     /// or join the back of the queue.
-    fn enqueue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+    fn enqueue(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), AcquireError>> {
         let semaphore = self.semaphore;
         let mut list = semaphore.waitlist.lock();
         let mut state = semaphore.state.load(Ordering::Acquire);
         loop {
             if state & CLOSED != 0 {
-                return Poll::Ready(Err(Closed));
+                return Poll::Ready(Err(AcquireError::Closed));
             }
             let next = if state >= PERMIT {
                 state - PERMIT
@@ -271,8 +343,19 @@ impl Acquire<'_> {
         }
         let id = list.next_id;
         list.next_id += 1;
-        list.queue.push_back(id, cx.waker().clone());
+        list.queue
+            .push_back(id, cx.waker().clone(), self.deadline_us);
         semaphore.after_queue_change(&list);
+        let earlier = self.deadline_us < semaphore.next_deadline.load(Ordering::Acquire);
+        if earlier {
+            semaphore
+                .next_deadline
+                .store(self.deadline_us, Ordering::Release);
+        }
+        drop(list);
+        if earlier {
+            semaphore.deadline_changed.notify_one();
+        }
         self.id = Some(id);
         Poll::Pending
     }
@@ -300,105 +383,4 @@ impl Drop for Acquire<'_> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::Arc;
-
-    fn noop_cx() -> Context<'static> {
-        Context::from_waker(Waker::noop())
-    }
-
-    #[test]
-    fn waiters_are_served_in_arrival_order() {
-        let sem = Semaphore::new(1);
-        sem.try_acquire().unwrap();
-        let mut cx = noop_cx();
-        let mut first = Box::pin(sem.acquire());
-        let mut second = Box::pin(sem.acquire());
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        assert!(second.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(sem.waiting(), 2);
-        sem.release();
-        assert!(
-            second.as_mut().poll(&mut cx).is_pending(),
-            "second must not overtake"
-        );
-        assert_eq!(first.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
-        assert_eq!(
-            sem.try_acquire(),
-            Err(TryAcquireError::NoPermits),
-            "no barging past a waiter"
-        );
-        sem.release();
-        assert_eq!(second.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
-        assert_eq!(sem.waiting(), 0);
-    }
-
-    #[test]
-    fn a_waiter_dropped_after_being_granted_passes_the_permit_on() {
-        let sem = Semaphore::new(1);
-        sem.try_acquire().unwrap();
-        let mut cx = noop_cx();
-        let mut first = Box::pin(sem.acquire());
-        let mut second = Box::pin(sem.acquire());
-        assert!(first.as_mut().poll(&mut cx).is_pending());
-        assert!(second.as_mut().poll(&mut cx).is_pending());
-        sem.release();
-        drop(first);
-        assert_eq!(second.as_mut().poll(&mut cx), Poll::Ready(Ok(())));
-        sem.release();
-        assert_eq!(sem.available(), 1);
-    }
-
-    #[test]
-    fn a_waiter_dropped_while_queued_unlinks_itself() {
-        let sem = Semaphore::new(1);
-        sem.try_acquire().unwrap();
-        let mut cx = noop_cx();
-        let mut waiter = Box::pin(sem.acquire());
-        assert!(waiter.as_mut().poll(&mut cx).is_pending());
-        drop(waiter);
-        assert_eq!(sem.waiting(), 0);
-        sem.release();
-        assert_eq!(sem.available(), 1, "the permit went back to the count");
-    }
-
-    #[test]
-    fn close_fails_queued_and_future_acquires() {
-        let sem = Semaphore::new(0);
-        let mut cx = noop_cx();
-        let mut waiter = Box::pin(sem.acquire());
-        assert!(waiter.as_mut().poll(&mut cx).is_pending());
-        sem.close();
-        assert_eq!(waiter.as_mut().poll(&mut cx), Poll::Ready(Err(Closed)));
-        assert_eq!(sem.try_acquire(), Err(TryAcquireError::Closed));
-        assert_eq!(sem.waiting(), 0);
-    }
-
-    #[test]
-    fn concurrent_acquire_and_release_never_lose_a_permit() {
-        let sem = Arc::new(Semaphore::new(3));
-        let threads: Vec<_> = (0..4)
-            .map(|_| {
-                let sem = Arc::clone(&sem);
-                std::thread::spawn(move || {
-                    let rt = tokio::runtime::Builder::new_current_thread()
-                        .build()
-                        .unwrap();
-                    rt.block_on(async {
-                        for _ in 0..2_000 {
-                            sem.acquire().await.unwrap();
-                            tokio::task::yield_now().await;
-                            sem.release();
-                        }
-                    });
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(sem.available(), 3);
-        assert_eq!(sem.waiting(), 0);
-    }
-}
+mod tests;

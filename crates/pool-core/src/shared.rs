@@ -233,6 +233,11 @@ impl<M: Manager> Shared<M> {
             .unwrap_or(u64::MAX)
     }
 
+    /// The instant `micros` after build (inverse of `micros_since_start`).
+    pub(crate) fn instant_at(&self, micros: u64) -> Instant {
+        self.started_at + Duration::from_micros(micros)
+    }
+
     pub(crate) fn ms_since_start(&self, now: Instant) -> u64 {
         u64::try_from(now.saturating_duration_since(self.started_at).as_millis())
             .unwrap_or(u64::MAX)

@@ -144,8 +144,8 @@ impl<M: Manager> Pool<M> {
                 "aborted {aborted_in_progress} connects or checks still in progress after the shutdown grace period"
             );
         }
-        // Joining is bounded: both tasks are aborted first.
-        if let Some(task) = self.take_maintenance_task() {
+        // Joining is bounded: every task is aborted first.
+        for task in self.take_background_tasks() {
             task.abort();
             let _joined = task.await;
         }
