@@ -16,13 +16,12 @@
 //! postmaster that exited on its own is noticed (and reaped) by
 //! [`TempDb::lock_state`], turning Running into Stopped.
 
-use std::net::TcpListener;
 use std::sync::{MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::error::{Result, TempDbError};
 use crate::postmaster::{Launch, LaunchFailure, Postmaster, Shutdown};
-use crate::server::{TempDb, HOST};
+use crate::server::TempDb;
 
 /// Bound for a fast shutdown in [`TempDb::stop`] and [`TempDb::restart`].
 const STOP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -134,7 +133,7 @@ impl TempDb {
     pub(crate) fn boot_on_a_free_port(&mut self) -> Result<()> {
         let mut attempt = 1;
         loop {
-            self.port = free_port()?;
+            self.port = crate::exec::free_port()?;
             match self.spawn_postmaster() {
                 Ok(postmaster) => {
                     *self.state.get_mut().unwrap_or_else(PoisonError::into_inner) =
@@ -187,12 +186,4 @@ impl TempDb {
             Some(_) => Ok(state),
         }
     }
-}
-
-/// A port that was free a moment ago (the kernel's pick for port 0).
-fn free_port() -> Result<u16> {
-    TcpListener::bind((HOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| TempDbError::io("finding a free TCP port", e))
 }

@@ -158,6 +158,34 @@ pub(crate) fn wait_exit(
     }
 }
 
+/// Starts a guardian: `sh -c script name args...` with a piped stdin, so
+/// the script's `read` returns (and it cleans up) when this process dies
+/// without closing the pipe itself. The caller keeps the `Child`.
+pub(crate) fn spawn_guardian(
+    script: &str,
+    name: &str,
+    args: &[&std::ffi::OsStr],
+) -> std::io::Result<Child> {
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg(name)
+        .args(args)
+        .current_dir("/")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+}
+
+/// A port that was free a moment ago (the kernel's pick for port 0).
+pub(crate) fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind((crate::server::HOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| TempDbError::io("finding a free TCP port", e))
+}
+
 /// Sends `signal` to our own, not yet reaped, child.
 pub(crate) fn signal(child: &Child, signal: Signal) -> std::io::Result<()> {
     kill_process(Pid::from_child(child), signal).map_err(std::io::Error::from)

@@ -20,17 +20,17 @@
 
 use std::fmt;
 use std::fs::{self, File};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
 use tempfile::TempDir;
 
-use crate::binaries::Installation;
+use crate::binaries::{is_executable, Installation};
 use crate::error::{Result, TempDbError};
 use crate::exec::{self, Backoff};
 use crate::server::{TempDb, HOST};
@@ -118,7 +118,7 @@ impl PgBouncer {
             .tempdir()
             .map_err(|e| TempDbError::io("creating the PgBouncer directory", e))?;
         install.chown(dir.path())?;
-        let port = free_port()?;
+        let port = exec::free_port()?;
         let config_path = dir.path().join("pgbouncer.ini");
         write_owned(install, &config_path, &config(db, dir.path(), port))?;
         write_owned(
@@ -330,17 +330,12 @@ fn disarm(running: &mut Running) {
 /// (its stdin pipe closes); failure only loses that cleanup, so it is
 /// logged.
 fn arm_guardian(pid: u32) -> Option<Child> {
-    let spawned = Command::new("sh")
-        .arg("-c")
-        .arg(GUARDIAN_SCRIPT)
-        .arg("pg-tempdb-pgbouncer-guardian")
-        .arg(pid.to_string())
-        .current_dir("/")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match spawned {
+    let pid = pid.to_string();
+    match exec::spawn_guardian(
+        GUARDIAN_SCRIPT,
+        "pg-tempdb-pgbouncer-guardian",
+        &[pid.as_ref()],
+    ) {
         Ok(child) => Some(child),
         Err(e) => {
             tracing::warn!(target: "pg_tempdb", error = %e,
@@ -348,15 +343,4 @@ fn arm_guardian(pid: u32) -> Option<Child> {
             None
         }
     }
-}
-
-fn free_port() -> Result<u16> {
-    TcpListener::bind((HOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| TempDbError::io("finding a free TCP port", e))
-}
-
-fn is_executable(path: &Path) -> bool {
-    fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }

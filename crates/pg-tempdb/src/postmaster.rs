@@ -23,7 +23,7 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use rustix::process::Signal;
@@ -282,18 +282,12 @@ impl Guardian {
     /// Starts a guardian for `pid`; failure only loses the crash cleanup, so
     /// it is logged and the server runs unguarded.
     fn arm(pid: u32, root: &Path) -> Option<Self> {
-        let spawned = Command::new("sh")
-            .arg("-c")
-            .arg(GUARDIAN_SCRIPT)
-            .arg("pg-tempdb-guardian")
-            .arg(pid.to_string())
-            .arg(root)
-            .current_dir("/")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        match spawned {
+        let pid = pid.to_string();
+        match exec::spawn_guardian(
+            GUARDIAN_SCRIPT,
+            "pg-tempdb-guardian",
+            &[pid.as_ref(), root.as_os_str()],
+        ) {
             Ok(child) => Some(Self { child }),
             Err(e) => {
                 tracing::warn!(target: "pg_tempdb", error = %e,

@@ -239,8 +239,7 @@ impl<M: Manager> Shared<M> {
     }
 
     pub(crate) fn ms_since_start(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.started_at).as_millis())
-            .unwrap_or(u64::MAX)
+        self.micros_since_start(now) / 1000
     }
 
     pub(crate) fn record_error(

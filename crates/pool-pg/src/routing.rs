@@ -49,7 +49,7 @@ pub const DATABASE_REPLICA_URL: &str = "DATABASE_REPLICA_URL";
 pub const DEFAULT_READ_FALLBACK: Duration = Duration::from_millis(500);
 
 /// The `target_session_attrs` value that asks for both pools at once.
-const PREFER_STANDBY: &str = "target_session_attrs=prefer-standby";
+pub(crate) const PREFER_STANDBY: &str = "target_session_attrs=prefer-standby";
 
 /// A primary pool for writes and an optional replica pool for reads; see
 /// the module docs.

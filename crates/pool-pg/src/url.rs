@@ -105,7 +105,7 @@ pub(crate) fn parse_database_url(raw: &str) -> Result<(Config, TlsSettings), Con
                 "DATABASE_URL ({shown}) is not a valid PostgreSQL URL: {}",
                 scrub(&cause, url)
             ),
-            if without_tls.contains("target_session_attrs=prefer-standby")
+            if without_tls.contains(crate::routing::PREFER_STANDBY)
                 || without_tls.contains("target_session_attrs=standby")
             {
                 // tokio-postgres knows `any`, `read-write` and `read-only`.
