@@ -100,14 +100,19 @@ impl<M: Manager> Pool<M> {
             FastPath::Continue(head_start, site) => (head_start, site),
         };
         let started = Instant::now();
+        let started_us = shared.now_us();
         let timeout = shared.config.acquire_timeout;
         let deadline = started + timeout;
-        let deadline_us = shared
-            .micros_since_start(started)
-            .saturating_add(u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX));
+        let deadline_us =
+            started_us.saturating_add(u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX));
         let phase = PhaseCell::new();
         let mut cancelled = CancelTracker::armed(shared);
-        let checkout = checkout(shared, &phase, started, deadline_us, head_start, site);
+        let times = Times {
+            started,
+            started_us,
+            deadline_us,
+        };
+        let checkout = checkout(shared, &phase, times, head_start, site);
         tokio::pin!(checkout);
         // Cancel-safe: see `checkout`. While queued in the semaphore the
         // deadline task bounds the wait (and the queued caller builds its own
@@ -169,7 +174,7 @@ impl<M: Manager> Pool<M> {
         }
         let permit = Permit::taken(Arc::clone(shared));
         while let Some(mut conn) = shared.idle.pop() {
-            let now_us = shared.micros_since_start(Instant::now());
+            let now_us = shared.now_us();
             if let Some(reason) =
                 on_checkout(&shared.manager, &mut conn, now_us, shared.generation())
             {
@@ -188,7 +193,7 @@ impl<M: Manager> Pool<M> {
 
 /// The error for a caller turned away while the pool is recovering.
 fn unavailable<M: Manager>(shared: &Shared<M>) -> PoolError<M::Error> {
-    let view = shared.recovery.view(shared.ms_since_start(Instant::now()));
+    let view = shared.recovery.view(shared.now_ms());
     PoolError::Unavailable(Box::new(UnavailableError {
         down_for: view.down_for,
         attempts: view.attempts,
@@ -196,6 +201,17 @@ fn unavailable<M: Manager>(shared: &Shared<M>) -> PoolError<M::Error> {
         last_error: shared.last_error.load_full(),
         statistics: shared.statistics(),
     }))
+}
+
+/// When an `acquire()` that left the fast path started, and its deadline.
+#[derive(Clone, Copy)]
+struct Times {
+    /// On tokio's clock, for the caller's own timer and the `Timeout`.
+    started: Instant,
+    /// On the pool's clock, for the wait-time statistics.
+    started_us: u64,
+    /// On the pool's clock, for the semaphore's deadline task.
+    deadline_us: u64,
 }
 
 /// What the fast path got, for the slow path to go on from.
@@ -221,7 +237,7 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
     }
     let permit = Permit::taken(Arc::clone(shared));
     if let Some(mut conn) = shared.idle.pop() {
-        let now_us = shared.micros_since_start(Instant::now());
+        let now_us = shared.now_us();
         if on_checkout(&shared.manager, &mut conn, now_us, shared.generation()).is_none()
             && !needs_validation(shared, &conn, now_us)
         {
@@ -285,14 +301,13 @@ async fn take_permit<M: Manager>(
 async fn checkout<M: Manager>(
     shared: &Arc<Shared<M>>,
     phase: &PhaseCell,
-    started: Instant,
-    deadline_us: u64,
+    times: Times,
     head_start: HeadStart<M>,
     site: Option<Site>,
 ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
     let (mut permit, waited) = match head_start.permit {
         Some(permit) => (permit, false),
-        None => take_permit(shared, phase, started, deadline_us).await?,
+        None => take_permit(shared, phase, times.started, times.deadline_us).await?,
     };
     // Lends `conn`, unless the pool closed while it was being opened or
     // validated: then it is closed at once and the caller gets `Closed`.
@@ -302,11 +317,10 @@ async fn checkout<M: Manager>(
             drop(permit);
             return Err(PoolError::Closed);
         }
-        let now = Instant::now();
-        let now_us = shared.micros_since_start(now);
+        let now_us = shared.now_us();
         shared.stats.record_acquired(
             waited,
-            now.saturating_duration_since(started),
+            Duration::from_micros(now_us.saturating_sub(times.started_us)),
             now_us / 1000,
         );
         Ok(PooledConnection::new(conn, permit, now_us, site.clone()))
@@ -322,7 +336,7 @@ async fn checkout<M: Manager>(
             return Err(PoolError::Closed);
         }
         if let Some(mut conn) = candidate.take().or_else(|| shared.idle.pop()) {
-            let now_us = shared.micros_since_start(Instant::now());
+            let now_us = shared.now_us();
             if let Some(reason) =
                 on_checkout(&shared.manager, &mut conn, now_us, shared.generation())
             {
@@ -395,7 +409,7 @@ async fn checkout<M: Manager>(
                     continue;
                 }
                 shared.refresh_state();
-                let deadline = started + shared.config.acquire_timeout;
+                let deadline = times.started + shared.config.acquire_timeout;
                 let pause = retry_delay.min(deadline.saturating_duration_since(Instant::now()));
                 // Cancel-safe: only the permit is held; dropping it releases it.
                 tokio::time::sleep(pause).await;
@@ -407,7 +421,9 @@ async fn checkout<M: Manager>(
                 // was released when it unwound. Queue again for a new one.
                 tracing::error!(target: "pool_core::connect", pool = %shared.config.name, "connect task panicked; retrying");
                 phase.set(Phase::Wait);
-                permit = take_permit(shared, phase, started, deadline_us).await?.0;
+                permit = take_permit(shared, phase, times.started, times.deadline_us)
+                    .await?
+                    .0;
             }
         }
     }

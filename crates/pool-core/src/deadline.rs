@@ -27,7 +27,6 @@
 use std::sync::Weak;
 
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
 use crate::manager::Manager;
 use crate::shared::Shared;
@@ -46,7 +45,7 @@ async fn run<M: Manager>(weak: Weak<Shared<M>>) {
                 return;
             }
             let next = shared.semaphore.next_deadline();
-            let wake_at = (next != u64::MAX).then(|| shared.instant_at(next));
+            let wake_at = (next != u64::MAX).then(|| shared.clock.instant_at(next));
             (wake_at, shared.semaphore.deadline_changed())
         };
         // Only the `Notify` is held while asleep, not the pool.
@@ -65,8 +64,6 @@ async fn run<M: Manager>(weak: Weak<Shared<M>>) {
             }
         }
         let Some(shared) = weak.upgrade() else { return };
-        shared
-            .semaphore
-            .expire_due(shared.micros_since_start(Instant::now()));
+        shared.semaphore.expire_due(shared.now_us());
     }
 }

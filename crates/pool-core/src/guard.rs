@@ -12,8 +12,6 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::idle::Conn;
 use crate::leak::{self, Site};
 use crate::manager::Manager;
@@ -59,7 +57,7 @@ impl<M: Manager> PooledConnection<M> {
     /// How long it has been held until now.
     fn held_now(&self) -> Duration {
         let shared = self.permit.shared();
-        self.held_until(shared.micros_since_start(Instant::now()))
+        self.held_until(shared.now_us())
     }
 
     fn conn(&self) -> &Conn<M::Connection> {
@@ -155,7 +153,7 @@ impl<M: Manager> Drop for PooledConnection<M> {
         };
         let shared = self.permit.shared();
         // The one clock read of the return path.
-        let now_us = shared.micros_since_start(Instant::now());
+        let now_us = shared.now_us();
         let held = self.held_until(now_us);
         if shared.stats.seats.unlend(conn.slot.seat()) {
             let site = shared.stats.seats.site(conn.slot.seat());

@@ -28,7 +28,7 @@ pub(crate) struct Conn<C> {
     /// When the connect finished.
     pub(crate) created_at: Instant,
     /// When it was last given back (or created), in µs since the pool was
-    /// built (`Shared::micros_since_start`).
+    /// built (`Shared::now_us`).
     pub(crate) last_used_us: u64,
     /// When its own (jittered) lifetime ends, in µs since the pool was
     /// built.

@@ -21,8 +21,6 @@ use std::fmt;
 use std::panic::Location;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::manager::Manager;
 use crate::shared::Shared;
 use crate::sync::Arc;
@@ -86,7 +84,7 @@ pub(crate) fn scan<M: Manager>(shared: &Shared<M>) {
     if !config.leak_detection_active() {
         return;
     }
-    let now_ms = shared.ms_since_start(Instant::now());
+    let now_ms = shared.now_ms();
     let timeout_ms = u64::try_from(config.leak_detection_timeout.as_millis()).unwrap_or(u64::MAX);
     for suspect in shared.stats.seats.scan_leaks(now_ms, timeout_ms) {
         shared.stats.leaks_reported.incr();

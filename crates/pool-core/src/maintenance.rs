@@ -122,7 +122,7 @@ async fn sweep<M: Manager>(shared: &Arc<Shared<M>>) {
     let mut dead = 0;
     for (mut conn, permit, alive) in results {
         if alive {
-            conn.last_used_us = shared.micros_since_start(Instant::now());
+            conn.last_used_us = shared.now_us();
             shared.return_to_idle(conn);
         } else {
             dead += 1;
@@ -151,7 +151,7 @@ fn retire_stale<M: Manager>(shared: &Shared<M>) {
             break;
         };
         let open = shared.stats.gauges.read().open();
-        let now_us = shared.micros_since_start(Instant::now());
+        let now_us = shared.now_us();
         match on_maintenance(&shared.config, &conn, now_us, open) {
             Some(reason) => {
                 if reason == RetireReason::Lifetime {

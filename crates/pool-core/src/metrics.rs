@@ -1,4 +1,4 @@
-//! Metrics at the source, through the [`metrics`] facade (cargo feature
+//! Metrics at the source, through the [`metrics`](https://docs.rs/metrics) facade (cargo feature
 //! `metrics`; without it every method here is an empty inline function).
 //!
 //! # Design

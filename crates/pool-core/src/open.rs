@@ -111,14 +111,14 @@ pub(crate) async fn connect<M: Manager>(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "connection opened"
             );
-            let now = Instant::now();
+            let now_us = shared.now_us();
             return Ok(Conn {
                 raw,
                 slot,
                 id,
-                created_at: now,
-                last_used_us: shared.micros_since_start(now),
-                expires_us: shared.micros_since_start(now).saturating_add(
+                created_at: Instant::now(),
+                last_used_us: now_us,
+                expires_us: now_us.saturating_add(
                     u64::try_from(jittered_lifetime(&shared.config).as_micros())
                         .unwrap_or(u64::MAX),
                 ),

@@ -105,7 +105,7 @@ impl Recovery {
 /// nothing but ask for an early probe.
 pub(crate) fn enter<M: Manager>(shared: &Arc<Shared<M>>, reason: &str) {
     let recovery = &shared.recovery;
-    let now_ms = shared.ms_since_start(Instant::now());
+    let now_ms = shared.now_ms();
     // Set before the transition is visible, so an `Unavailable` error built
     // right after it never reports a stale "since".
     let previous_since = recovery.since.swap(now_ms + 1, Ordering::AcqRel);
@@ -144,10 +144,11 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
                 fastrand::f64() * 2.0 - 1.0,
             );
             let wake_at = Instant::now() + delay;
+            let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             shared
                 .recovery
                 .next_attempt_at
-                .store(shared.ms_since_start(wake_at), Ordering::Relaxed);
+                .store(shared.now_ms().saturating_add(delay_ms), Ordering::Relaxed);
             (wake_at, Arc::clone(&shared.recovery.demand))
         };
         // Wait for the backoff, or for demand (rate-limited). Only the
@@ -178,10 +179,7 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
             waited.as_secs_f64()
         );
         if probe(&shared).await {
-            let down_for = shared
-                .recovery
-                .view(shared.ms_since_start(Instant::now()))
-                .down_for;
+            let down_for = shared.recovery.view(shared.now_ms()).down_for;
             shared.recovery.since.store(0, Ordering::Relaxed);
             let gauges = shared.stats.gauges.read();
             shared.state.transition(

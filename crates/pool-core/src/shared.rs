@@ -17,9 +17,9 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::clock::Clock;
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
-use tokio::time::Instant;
 
 use crate::config::PoolConfig;
 use crate::error::ConnectionError;
@@ -69,8 +69,8 @@ pub(crate) struct Shared<M: Manager> {
     last_health_check_at: AtomicU64,
     /// Round trip of the last successful liveness check, in µs + 1; 0 = none.
     last_validation_us: AtomicU64,
-    /// The runtime clock at build (paused in tests), for ages and windows.
-    started_at: Instant,
+    /// Microseconds since build: every timestamp the pool keeps.
+    pub(crate) clock: Clock,
     /// The wall clock at build, for timestamps.
     created_at: SystemTime,
 }
@@ -102,7 +102,7 @@ impl<M: Manager> Shared<M> {
             last_error_at: AtomicU64::new(0),
             last_health_check_at: AtomicU64::new(0),
             last_validation_us: AtomicU64::new(0),
-            started_at: Instant::now(),
+            clock: Clock::start(),
             created_at: SystemTime::now(),
             config,
         }
@@ -121,7 +121,7 @@ impl<M: Manager> Shared<M> {
     /// before now is validated before it is handed out, and maintenance is
     /// asked to validate them all at once.
     pub(crate) fn suspect_idle_connections(&self) {
-        let now_ms = self.ms_since_start(Instant::now());
+        let now_ms = self.now_ms();
         self.suspect_before.fetch_max(now_ms + 1, Ordering::Relaxed);
         if !self.sweep_requested.swap(true, Ordering::AcqRel) {
             self.maintenance_wakeup.notify_one();
@@ -223,23 +223,18 @@ impl<M: Manager> Shared<M> {
         }
     }
 
-    /// Milliseconds from build to `now`, on the runtime's clock.
-    /// Microseconds from build to `now`, on the runtime's clock: the hot
-    /// path reads the clock once per checkout and once per return and does
-    /// all its arithmetic on this integer.
+    /// Microseconds since build (`clock.rs`): the hot path reads the clock
+    /// once per checkout and once per return and does all its arithmetic on
+    /// this integer.
     #[inline]
-    pub(crate) fn micros_since_start(&self, now: Instant) -> u64 {
-        u64::try_from(now.saturating_duration_since(self.started_at).as_micros())
-            .unwrap_or(u64::MAX)
+    pub(crate) fn now_us(&self) -> u64 {
+        self.clock.now_us()
     }
 
-    /// The instant `micros` after build (inverse of `micros_since_start`).
-    pub(crate) fn instant_at(&self, micros: u64) -> Instant {
-        self.started_at + Duration::from_micros(micros)
-    }
-
-    pub(crate) fn ms_since_start(&self, now: Instant) -> u64 {
-        self.micros_since_start(now) / 1000
+    /// Milliseconds since build.
+    #[inline]
+    pub(crate) fn now_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 
     pub(crate) fn record_error(
@@ -249,7 +244,7 @@ impl<M: Manager> Shared<M> {
         let error = Arc::new(error);
         self.last_error.store(Some(Arc::clone(&error)));
         self.last_error_at
-            .store(1 + self.ms_since_start(Instant::now()), Ordering::Relaxed);
+            .store(1 + self.now_ms(), Ordering::Relaxed);
         error
     }
 
@@ -267,7 +262,7 @@ impl<M: Manager> Shared<M> {
 
     pub(crate) fn statistics(&self) -> Statistics {
         self.publish_gauges(None);
-        let now_ms = self.ms_since_start(Instant::now());
+        let now_ms = self.now_ms();
         self.stats.snapshot(SnapshotContext {
             pool: self.config.name.clone(),
             min_size: self.config.min_size,
@@ -293,7 +288,7 @@ impl<M: Manager> Shared<M> {
     }
 
     fn assess_health(&self, record: bool) -> HealthStatus {
-        let now_ms = self.ms_since_start(Instant::now());
+        let now_ms = self.now_ms();
         if record {
             self.last_health_check_at
                 .store(1 + now_ms, Ordering::Relaxed);

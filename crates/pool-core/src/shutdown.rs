@@ -107,7 +107,7 @@ impl<M: Manager> Pool<M> {
             }
         }
         let busy_at_deadline = busy();
-        let now_ms = shared.ms_since_start(Instant::now());
+        let now_ms = shared.now_ms();
         let mut forced = Vec::new();
         for lent in shared.stats.seats.lent() {
             let held_ms = now_ms.saturating_sub(lent.lent_at_ms);
