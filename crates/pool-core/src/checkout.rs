@@ -181,9 +181,7 @@ impl<M: Manager> Pool<M> {
                 conn.retire(reason);
                 continue;
             }
-            shared
-                .stats
-                .record_acquired(false, Duration::ZERO, now_us / 1000);
+            shared.stats.record_immediate(now_us / 1000);
             return Ok(PooledConnection::new(conn, permit, now_us, site));
         }
         drop(permit);
@@ -241,9 +239,7 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
         if on_checkout(&shared.manager, &mut conn, now_us, shared.generation()).is_none()
             && !needs_validation(shared, &conn, now_us)
         {
-            shared
-                .stats
-                .record_acquired(false, Duration::ZERO, now_us / 1000);
+            shared.stats.record_immediate(now_us / 1000);
             return FastPath::Done(PooledConnection::new(conn, permit, now_us, site));
         }
         head_start.conn = Some(conn);

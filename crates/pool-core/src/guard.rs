@@ -54,6 +54,24 @@ impl<M: Manager> PooledConnection<M> {
         Duration::from_micros(now_us.saturating_sub(self.acquired_us))
     }
 
+    /// Records that `conn` comes back at `now_us`: the hold time's
+    /// histogram bucket first, then the seat (its return count and hold-time
+    /// sum, published with `Release`, and its leak flag). Returns the hold
+    /// time.
+    fn record_return(&self, conn: &Conn<M::Connection>, now_us: u64) -> Duration {
+        let shared = self.permit.shared();
+        let stats = &shared.stats;
+        let held_us = now_us.saturating_sub(self.acquired_us);
+        let held = Duration::from_micros(held_us);
+        stats.hold_time.record_uncounted(held_us);
+        if stats.seats.unlend(conn.slot.seat(), held_us) {
+            let site = stats.seats.site(conn.slot.seat());
+            leak::unleaked(&shared.config.name, conn.id, held, site.as_ref());
+        }
+        stats.metrics.released(held);
+        held
+    }
+
     /// How long it has been held until now.
     fn held_now(&self) -> Duration {
         let shared = self.permit.shared();
@@ -118,15 +136,8 @@ impl<M: Manager> PooledConnection<M> {
     /// unknown state). Its capacity is freed at once.
     pub fn discard(mut self) {
         if let Some(conn) = self.conn.take() {
-            let shared = self.permit.shared();
-            let stats = &shared.stats;
-            if stats.seats.unlend(conn.slot.seat()) {
-                let site = stats.seats.site(conn.slot.seat());
-                leak::unleaked(&shared.config.name, conn.id, self.held_now(), site.as_ref());
-            }
-            let held = self.held_now();
-            stats.hold_time.record(held);
-            stats.metrics.released(held);
+            let now_us = self.permit.shared().now_us();
+            self.record_return(&conn, now_us);
             conn.retire(RetireReason::Discarded);
         }
     }
@@ -154,13 +165,7 @@ impl<M: Manager> Drop for PooledConnection<M> {
         let shared = self.permit.shared();
         // The one clock read of the return path.
         let now_us = shared.now_us();
-        let held = self.held_until(now_us);
-        if shared.stats.seats.unlend(conn.slot.seat()) {
-            let site = shared.stats.seats.site(conn.slot.seat());
-            leak::unleaked(&shared.config.name, conn.id, held, site.as_ref());
-        }
-        shared.stats.hold_time.record(held);
-        shared.stats.metrics.released(held);
+        self.record_return(&conn, now_us);
         let generation = shared.generation();
         if let Some(reason) = on_return(
             &shared.manager,

@@ -9,7 +9,11 @@
 //! index with `leading_zeros` arithmetic (no branch, no loop), adds one to
 //! the bucket, raises the maximum if the sample is a new one, adds to the
 //! sum and, last, adds one to the count with `Release`. It never locks,
-//! allocates or loops over buckets. [`LatencyHistogram::summary`] loads the
+//! allocates or loops over buckets. Two cheaper ways in serve the pool's
+//! hot path: `record_zero` adds one to a separate `zeros` count (a summary
+//! puts those samples in bucket 0), and `record_uncounted` moves only the
+//! bucket and the maximum, for a caller that keeps the count and the sum
+//! itself (the pool's hold times, counted per seat). [`LatencyHistogram::summary`] loads the
 //! count first (`Acquire`), then reads the buckets in one forward pass that
 //! stops at the bucket of the last percentile it needs, and returns a
 //! public [`LatencySummary`]. An empty histogram costs one load.
@@ -63,8 +67,8 @@
 //!
 //! # Memory
 //!
-//! A [`LatencyHistogram`] is 1,944 bytes: 240 buckets plus count, sum and
-//! max, 8 bytes each. A [`WindowedHistogram`] is 7,816 bytes: four slots of
+//! A [`LatencyHistogram`] is 1,952 bytes: 240 buckets plus count, zeros,
+//! sum and max, 8 bytes each. A [`WindowedHistogram`] is 7,848 bytes: four slots of
 //! a histogram and an epoch tag, plus the slot width. Nothing is allocated
 //! after construction.
 //!
@@ -136,7 +140,7 @@ const BUCKETS: usize = ((TOP_BIT - SUB_BUCKET_BITS + 1) as usize) << SUB_BUCKET_
 
 /// A sample adds at most this much to the sum behind the mean (~12.7 days),
 /// so that 2^24 absurd samples, not one, are needed to wrap it.
-const MEAN_CAP_MICROS: u64 = 1 << 40;
+pub(crate) const MEAN_CAP_MICROS: u64 = 1 << 40;
 
 /// Ring slots in a [`WindowedHistogram`]. Four slots make the window forget
 /// in steps of a quarter (15 s of 60 s) while a summary merges at most four
@@ -216,8 +220,13 @@ fn percentile_rank(count: u64, percent: u64) -> u64 {
 pub(crate) struct LatencyHistogram {
     /// Samples per bucket; see [`bucket_index`].
     buckets: [AtomicU64; BUCKETS],
-    /// Samples recorded. Lets a summary skip an empty histogram at once.
+    /// Samples recorded in the buckets. Lets a summary skip an empty
+    /// histogram at once.
     count: AtomicU64,
+    /// Samples of 0 µs recorded by [`Self::record_zero`], counted apart
+    /// from `count` and the buckets: the pool's most common wait sample
+    /// costs one read-modify-write instead of two.
+    zeros: AtomicU64,
     /// Sum of the samples in µs, each capped at [`MEAN_CAP_MICROS`].
     sum_micros: AtomicU64,
     /// The largest sample in µs, uncapped.
@@ -230,8 +239,28 @@ impl LatencyHistogram {
         Self {
             buckets: std::array::from_fn(|_| AtomicU64::new(0)),
             count: AtomicU64::new(0),
+            zeros: AtomicU64::new(0),
             sum_micros: AtomicU64::new(0),
             max_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one sample of 0 µs: one uncontended add, no bucket, no
+    /// maximum, no sum. A summary counts it in the first bucket.
+    #[inline]
+    pub(crate) fn record_zero(&self) {
+        self.zeros.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records a sample's bucket and maximum only; the caller keeps the
+    /// sample count and sum itself (the pool keeps them per seat, where one
+    /// writer at a time needs no locked instruction) and passes them to
+    /// [`Self::summary_counted_by`]. One read-modify-write per sample.
+    #[inline]
+    pub(crate) fn record_uncounted(&self, micros: u64) {
+        self.buckets[bucket_index(micros)].fetch_add(1, Ordering::Relaxed);
+        if micros > self.max_micros.load(Ordering::Relaxed) {
+            self.max_micros.fetch_max(micros, Ordering::Relaxed);
         }
     }
 
@@ -264,25 +293,59 @@ impl LatencyHistogram {
     /// it did not see; its fields stay consistent with each other (see
     /// [`LatencySummary`]). One load when empty.
     pub(crate) fn summary(&self) -> LatencySummary {
-        match self.totals() {
-            Some(totals) => scan([self], totals),
-            None => LatencySummary::default(),
+        self.summary_with_zeros(0)
+    }
+
+    /// Like [`Self::summary`], with `extra_zeros` more samples of 0 µs that
+    /// were never recorded here (the pool derives how many acquisitions did
+    /// not wait instead of recording each one).
+    pub(crate) fn summary_with_zeros(&self, extra_zeros: u64) -> LatencySummary {
+        let mut totals = self.totals().unwrap_or_default();
+        totals.count = totals.count.saturating_add(extra_zeros);
+        totals.zeros = totals.zeros.saturating_add(extra_zeros);
+        if totals.count == 0 {
+            return LatencySummary::default();
         }
+        scan([self], totals)
     }
 
-    /// Samples recorded so far.
+    /// The summary of a histogram fed by [`Self::record_uncounted`], whose
+    /// `count` samples summing to `sum_micros` the caller kept. The caller
+    /// loads them (with `Acquire`, after each sample's bucket moved) before
+    /// this scans the buckets.
+    pub(crate) fn summary_counted_by(&self, count: u64, sum_micros: u64) -> LatencySummary {
+        if count == 0 {
+            return LatencySummary::default();
+        }
+        let totals = Totals {
+            count,
+            zeros: 0,
+            sum_micros,
+            max_micros: self.max_micros.load(Ordering::Relaxed),
+        };
+        scan([self], totals)
+    }
+
+    /// Samples recorded so far, zeros included.
     pub(crate) fn count(&self) -> u64 {
-        self.count.load(Ordering::Acquire)
+        self.count
+            .load(Ordering::Acquire)
+            .saturating_add(self.zeros.load(Ordering::Relaxed))
     }
 
-    /// The count, sum and maximum, or `None` if the histogram is empty.
+    /// The count (zeros included), sum and maximum, or `None` if the
+    /// histogram is empty.
     ///
     /// The count is loaded first, with `Acquire`, so every sample it counts
     /// is already visible in the maximum and the buckets read afterwards.
+    /// A zero sample has no bucket or maximum to publish.
     fn totals(&self) -> Option<Totals> {
-        let count = self.count.load(Ordering::Acquire);
+        let counted = self.count.load(Ordering::Acquire);
+        let zeros = self.zeros.load(Ordering::Relaxed);
+        let count = counted.saturating_add(zeros);
         (count > 0).then(|| Totals {
             count,
+            zeros,
             sum_micros: self.sum_micros.load(Ordering::Relaxed),
             max_micros: self.max_micros.load(Ordering::Relaxed),
         })
@@ -294,6 +357,7 @@ impl LatencyHistogram {
             bucket.store(0, Ordering::Relaxed);
         }
         self.count.store(0, Ordering::Relaxed);
+        self.zeros.store(0, Ordering::Relaxed);
         self.sum_micros.store(0, Ordering::Relaxed);
         self.max_micros.store(0, Ordering::Relaxed);
     }
@@ -316,7 +380,10 @@ impl fmt::Debug for LatencyHistogram {
 /// What a summary needs besides the buckets, loaded before them.
 #[derive(Clone, Copy, Default)]
 struct Totals {
+    /// All samples, `zeros` included.
     count: u64,
+    /// Samples of 0 µs kept outside the buckets; they belong to bucket 0.
+    zeros: u64,
     sum_micros: u64,
     max_micros: u64,
 }
@@ -326,6 +393,7 @@ impl Totals {
     fn merge(self, other: Self) -> Self {
         Self {
             count: self.count.saturating_add(other.count),
+            zeros: self.zeros.saturating_add(other.zeros),
             sum_micros: self.sum_micros.saturating_add(other.sum_micros),
             max_micros: self.max_micros.max(other.max_micros),
         }
@@ -343,6 +411,7 @@ impl Totals {
 fn scan<const N: usize>(histograms: [&LatencyHistogram; N], totals: Totals) -> LatencySummary {
     let Totals {
         count,
+        zeros,
         sum_micros,
         max_micros,
     } = totals;
@@ -365,7 +434,7 @@ fn scan<const N: usize>(histograms: [&LatencyHistogram; N], totals: Totals) -> L
     // tight loop that advances until the samples seen reach its rank.
     let mut found = [0; 3];
     let mut index = 0;
-    let mut seen = in_bucket(0);
+    let mut seen = in_bucket(0).wrapping_add(zeros);
     for (rank, found) in ranks.into_iter().zip(&mut found) {
         while seen < rank && index < last {
             index += 1;
@@ -433,3 +502,6 @@ pub struct LatencySummary {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod cheap_record_tests;

@@ -8,6 +8,15 @@
 //! into its seat with two relaxed stores; returning it clears one. Shutdown
 //! (and the leak scan) read all seats; they never block the hot path.
 //!
+//! A seat also counts its lendings, its returns and the time its
+//! connections were held. Only the holder of the seat's connection writes
+//! these (the lender, then the guard; the connection passes between holders
+//! through the idle queue, which orders the writes), so each is a plain
+//! load and store, not a locked read-modify-write, and a snapshot sums them
+//! in the same pass that counts suspected leaks. This is how the pool's
+//! `total_acquisitions`, `total_releases` and mean hold time cost the hot
+//! path no locked instruction.
+//!
 //! With leak detection on, lending also records the acquisition site (one
 //! uncontended lock of the seat's own mutex), and the leak scan marks
 //! lendings it reported so each is reported once.
@@ -18,6 +27,7 @@
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::histogram::MEAN_CAP_MICROS;
 use crate::leak::Site;
 use crate::manager::ForceClose;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
@@ -42,6 +52,34 @@ struct Seat {
     long_held: AtomicBool,
     /// `1 + ms since start` of this seat's last leak report; never cleared.
     reported_at: AtomicU64,
+    /// Lendings from this seat, ever. Written only by the lender.
+    lends: AtomicU64,
+    /// Returns to this seat, ever. Written only by the returning guard,
+    /// with `Release` after the hold time's histogram bucket.
+    returns: AtomicU64,
+    /// Sum of the hold times of those returns, in µs (each capped like a
+    /// histogram sample). Written only by the returning guard.
+    held_us: AtomicU64,
+}
+
+/// Adds one to a counter that only the caller writes: a load and a store,
+/// no locked instruction. A concurrent reader sees the old or the new value.
+#[inline]
+fn bump_owned(counter: &AtomicU64, by: u64, order: Ordering) {
+    counter.store(counter.load(Ordering::Relaxed).wrapping_add(by), order);
+}
+
+/// The seats' counters summed in one pass (see [`Seats::totals`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct SeatTotals {
+    /// Lendings: successful acquisitions.
+    pub(crate) lends: u64,
+    /// Returns: releases.
+    pub(crate) returns: u64,
+    /// Total hold time of those returns, in µs.
+    pub(crate) held_us: u64,
+    /// Lendings reported as leaks and not returned yet.
+    pub(crate) suspected: u64,
 }
 
 /// A lending held past the leak timeout, found by a scan.
@@ -145,6 +183,7 @@ impl Seats {
     pub(crate) fn lend(&self, seat: usize, connection_id: u64, now_ms: u64, site: Option<Site>) {
         if let Some(entry) = self.seats.get(seat) {
             entry.lent_at.store(now_ms + 1, Ordering::Relaxed);
+            bump_owned(&entry.lends, 1, Ordering::Relaxed);
             entry.reported.store(false, Ordering::Relaxed);
             entry.long_held.store(false, Ordering::Relaxed);
             if let Some(site) = site {
@@ -160,12 +199,21 @@ impl Seats {
         }
     }
 
-    /// Marks `seat` returned. Returns whether this lending had been
-    /// reported as a potential leak.
+    /// Marks `seat` returned after `held_us` µs (the caller recorded that
+    /// in the hold-time histogram's bucket first). Returns whether this
+    /// lending had been reported as a potential leak.
     #[inline]
-    pub(crate) fn unlend(&self, seat: usize) -> bool {
+    pub(crate) fn unlend(&self, seat: usize, held_us: u64) -> bool {
         match self.seats.get(seat) {
             Some(entry) => {
+                bump_owned(
+                    &entry.held_us,
+                    held_us.min(MEAN_CAP_MICROS),
+                    Ordering::Relaxed,
+                );
+                // Release: a snapshot that loads this count with Acquire sees
+                // the return's histogram bucket too.
+                bump_owned(&entry.returns, 1, Ordering::Release);
                 entry.lent_id.store(0, Ordering::Release);
                 entry.reported.swap(false, Ordering::AcqRel)
             }
@@ -212,14 +260,27 @@ impl Seats {
         suspects
     }
 
-    /// Lendings reported as leaks and not returned yet.
-    pub(crate) fn suspected(&self) -> u64 {
-        self.seats
-            .iter()
-            .filter(|e| {
-                e.lent_id.load(Ordering::Relaxed) != 0 && e.reported.load(Ordering::Relaxed)
-            })
-            .count() as u64
+    /// Every seat's counters, summed in one pass. Returns are loaded with
+    /// `Acquire`, so the hold-time buckets of every return counted are
+    /// visible to a histogram scan that follows.
+    pub(crate) fn totals(&self) -> SeatTotals {
+        let mut totals = SeatTotals::default();
+        for entry in self.seats.iter() {
+            totals.returns = totals
+                .returns
+                .wrapping_add(entry.returns.load(Ordering::Acquire));
+            totals.lends = totals
+                .lends
+                .wrapping_add(entry.lends.load(Ordering::Relaxed));
+            totals.held_us = totals
+                .held_us
+                .wrapping_add(entry.held_us.load(Ordering::Relaxed));
+            if entry.lent_id.load(Ordering::Relaxed) != 0 && entry.reported.load(Ordering::Relaxed)
+            {
+                totals.suspected += 1;
+            }
+        }
+        totals
     }
 
     /// Seats with a leak report in the `window_ms` before `now_ms`.

@@ -2,7 +2,12 @@
 //! outside.
 //!
 //! Counters are `Relaxed` `AtomicU64`s bumped with one uncontended
-//! `fetch_add` and never under a lock. The size gauges are the packed
+//! `fetch_add` and never under a lock. The three that move on every
+//! acquire and release (acquisitions, releases, total hold time) are not
+//! shared counters at all: each seat counts its own, written only by the
+//! holder of its connection with a plain store (`seats.rs`), and a snapshot
+//! sums them. The fast path's zero waits are not recorded in the all-time
+//! wait histogram either: they are the lendings the histogram lacks. The size gauges are the packed
 //! [`Gauges`] word owned by the slots, so `total`, `idle`, `active` and
 //! `opening` in a snapshot always add up. Latencies go into lock-free
 //! log-linear histograms (`histogram.rs`). Every field of [`Statistics`]
@@ -129,8 +134,19 @@ impl Stats {
         self.closed_by_reason.iter().map(Counter::get).sum()
     }
 
-    /// Records a successful acquisition that waited `wait`, at `now_ms`
-    /// (milliseconds since the pool started).
+    /// Records an acquisition the fast path served at `now_ms` without
+    /// waiting. Not in the all-time wait histogram: a snapshot derives those
+    /// zeros from the seats' lend count. One read-modify-write, for the
+    /// recent window.
+    #[inline]
+    pub(crate) fn record_immediate(&self, now_ms: u64) {
+        self.wait_time_recent.record_zero(now_ms);
+        self.metrics.acquired(Duration::ZERO);
+        self.peak_active.observe(self.gauges.read().in_use);
+    }
+
+    /// Records a successful acquisition from the slow path that waited
+    /// `wait`, at `now_ms` (milliseconds since the pool started).
     #[inline]
     pub(crate) fn record_acquired(&self, waited: bool, wait: Duration, now_ms: u64) {
         if waited {
@@ -161,13 +177,19 @@ pub(crate) struct SnapshotContext {
 impl Stats {
     pub(crate) fn snapshot(&self, ctx: SnapshotContext) -> Statistics {
         let gauges = self.gauges.read();
-        // Derived, not counted (see `acquisitions_waited`): with acquisitions
-        // in flight the split may be off by those, never negative; at rest
-        // it is exact.
+        // Derived, not counted (see `acquisitions_waited` and `seats`): the
+        // seats count every lending and return; the wait histogram holds
+        // only the slow path's samples, and the fast path's zeros are the
+        // rest of the lendings. With acquisitions in flight the split may be
+        // off by those, never negative; at rest it is exact.
+        let seats = self.seats.totals();
         let waited = self.acquisitions_waited.get();
-        let total_acquisitions = self.wait_time.count().max(waited);
+        let recorded_waits = self.wait_time.count();
+        let total_acquisitions = seats.lends.max(recorded_waits).max(waited);
         let immediate = total_acquisitions - waited;
-        let wait_time = self.wait_time.summary();
+        let wait_time = self
+            .wait_time
+            .summary_with_zeros(total_acquisitions - recorded_waits);
         let closed = |reason: RetireReason| self.closed_by_reason[reason.index()].get();
         Statistics {
             pool: ctx.pool,
@@ -184,7 +206,7 @@ impl Stats {
             total_acquisitions: immediate + waited,
             acquisitions_immediate: immediate,
             acquisitions_waited: waited,
-            total_releases: self.hold_time.count(),
+            total_releases: seats.returns,
             total_timeouts: self.timeouts.get(),
             acquires_cancelled: self.acquires_cancelled.get(),
             acquire_errors: self.acquire_errors.get(),
@@ -210,9 +232,11 @@ impl Stats {
             wait_time,
             wait_time_recent: self.wait_time_recent.summary(ctx.now_ms),
             create_time: self.create_time.summary(),
-            hold_time: self.hold_time.summary(),
+            hold_time: self
+                .hold_time
+                .summary_counted_by(seats.returns, seats.held_us),
             maintenance_runs: self.maintenance_runs.get(),
-            leaks_suspected: self.seats.suspected(),
+            leaks_suspected: seats.suspected,
             leaks_reported_total: self.leaks_reported.get(),
             maintenance_errors: self.maintenance_errors.get(),
             pool_created_at: rfc3339(ctx.created_at),

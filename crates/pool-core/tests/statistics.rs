@@ -180,3 +180,57 @@ async fn the_snapshot_serializes_with_the_documented_field_names() {
     assert!(json["wait_time"].get("p99_ms").is_some());
     assert!(json["pool_created_at"].as_str().unwrap().ends_with('Z'));
 }
+
+#[tokio::test(start_paused = true)]
+async fn acquisitions_that_did_not_wait_count_as_zero_waits_overall_and_recently() {
+    let pool = pool(1, 1).await;
+    for _ in 0..99 {
+        drop(pool.acquire().await.unwrap()); // the fast path: no wait
+    }
+    let held = pool.acquire().await.unwrap();
+    let waiter = common::spawn_acquire(&pool);
+    eventually(&pool, "queued", |s| s.waiting_requests == 1).await;
+    tokio::time::advance(Duration::from_millis(50)).await;
+    drop(held);
+    waiter.await.unwrap().unwrap();
+    let s = pool.statistics();
+    assert_eq!((s.total_acquisitions, s.acquisitions_immediate), (101, 100));
+    for (name, wait) in [("overall", s.wait_time), ("recent", s.wait_time_recent)] {
+        assert_eq!(wait.count, 101, "{name}: {wait:?}");
+        assert_eq!((wait.p50_ms, wait.p95_ms), (0.0, 0.0), "{name}: {wait:?}");
+        assert!(wait.max_ms >= 45.0, "{name}: {wait:?}");
+        assert!(wait.mean_ms > 0.4 && wait.mean_ms < 0.6, "{name}: {wait:?}");
+    }
+}
+
+/// The acquisition, release and hold-time counts live in each seat and are
+/// written without locked instructions by whoever holds the seat's
+/// connection: many threads trading connections must lose none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counts_kept_per_seat_lose_nothing_when_threads_trade_connections() {
+    let pool = pool(4, 4).await;
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                for _ in 0..2_000 {
+                    let conn = pool.acquire().await.unwrap();
+                    tokio::task::yield_now().await;
+                    drop(conn);
+                }
+            })
+        })
+        .collect();
+    tokio::time::timeout(Duration::from_secs(60), futures_util::future::join_all(tasks))
+        .await
+        .expect("16,000 acquisitions finish within a minute")
+        .into_iter()
+        .for_each(|joined| joined.unwrap());
+    let s = pool.statistics();
+    assert_eq!(s.total_acquisitions, 16_000);
+    assert_eq!(s.total_releases, 16_000);
+    assert_eq!(s.acquisitions_immediate + s.acquisitions_waited, 16_000);
+    assert_eq!(s.hold_time.count, 16_000);
+    assert_eq!(s.wait_time.count, 16_000);
+    assert_nothing_lost(&pool).await;
+}

@@ -120,6 +120,25 @@ impl WindowedHistogram {
     /// window behind a newer caller's is dropped.
     #[inline]
     pub(crate) fn record(&self, value: Duration, now_ms: u64) {
+        if let Some(histogram) = self.current(now_ms) {
+            histogram.record(value);
+        }
+    }
+
+    /// Records one sample of 0 µs taken at `now_ms`: one tag load and one
+    /// add (see [`LatencyHistogram::record_zero`]).
+    #[inline]
+    pub(crate) fn record_zero(&self, now_ms: u64) {
+        if let Some(histogram) = self.current(now_ms) {
+            histogram.record_zero();
+        }
+    }
+
+    /// The histogram of `now_ms`'s epoch, claimed and zeroed first if it
+    /// still holds an older one; `None` if `now_ms` is a whole window
+    /// behind a newer caller's.
+    #[inline]
+    fn current(&self, now_ms: u64) -> Option<&LatencyHistogram> {
         let epoch = self.epoch(now_ms);
         // epoch % 4 < WINDOW_SLOTS: the cast cannot truncate.
         let slot = &self.slots[(epoch % WINDOW_SLOTS_U64) as usize];
@@ -130,9 +149,7 @@ impl WindowedHistogram {
         // Equal epochs: ready, or being reset by the claimer (then the sample
         // may be wiped; see the module docs). A newer epoch: this caller's
         // clock is a whole window behind; drop the sample.
-        if tag_epoch(tag) == epoch {
-            slot.histogram.record(value);
-        }
+        (tag_epoch(tag) == epoch).then_some(&slot.histogram)
     }
 
     /// Count, percentiles, maximum and mean of the samples recorded in the
