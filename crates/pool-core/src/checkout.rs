@@ -26,8 +26,6 @@
 use crate::sync::Arc;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use crate::error::{Phase, PoolError, UnavailableError};
 use std::future::Future;
 use std::pin::Pin;
@@ -99,16 +97,15 @@ impl<M: Manager> Pool<M> {
             }
             FastPath::Continue(head_start, site) => (head_start, site),
         };
-        let started = Instant::now();
+        // One reading of the pool's clock; tokio's is read only if this
+        // caller ever needs a timer of its own.
         let started_us = shared.now_us();
         let timeout = shared.config.acquire_timeout;
-        let deadline = started + timeout;
         let deadline_us =
             started_us.saturating_add(u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX));
         let phase = PhaseCell::new();
         let mut cancelled = CancelTracker::armed(shared);
         let times = Times {
-            started,
             started_us,
             deadline_us,
         };
@@ -126,9 +123,13 @@ impl<M: Manager> Pool<M> {
             if timer.is_none() && phase.is_queued() {
                 return Poll::Pending;
             }
-            let timer = timer.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            let timer = timer.get_or_insert_with(|| {
+                Box::pin(tokio::time::sleep_until(
+                    shared.clock.instant_at(deadline_us),
+                ))
+            });
             match timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(timeout_error(shared, phase.get(), started))),
+                Poll::Ready(()) => Poll::Ready(Err(timeout_error(shared, phase.get(), started_us))),
                 Poll::Pending => Poll::Pending,
             }
         })
@@ -204,8 +205,6 @@ fn unavailable<M: Manager>(shared: &Shared<M>) -> PoolError<M::Error> {
 /// When an `acquire()` that left the fast path started, and its deadline.
 #[derive(Clone, Copy)]
 struct Times {
-    /// On tokio's clock, for the caller's own timer and the `Timeout`.
-    started: Instant,
     /// On the pool's clock, for the wait-time statistics.
     started_us: u64,
     /// On the pool's clock, for the semaphore's deadline task.
@@ -265,7 +264,7 @@ fn needs_validation<M: Manager>(
 async fn take_permit<M: Manager>(
     shared: &Arc<Shared<M>>,
     phase: &PhaseCell,
-    started: Instant,
+    started_us: u64,
     deadline_us: u64,
 ) -> Result<(Permit<M>, bool), PoolError<M::Error>> {
     match shared.semaphore.try_acquire() {
@@ -286,7 +285,7 @@ async fn take_permit<M: Manager>(
             Err(AcquireError::Closed) => Err(PoolError::Closed),
             // Still queued until `acquire` drops at the end of this block:
             // the snapshot counts this caller.
-            Err(AcquireError::TimedOut) => Err(timeout_error(shared, Phase::Wait, started)),
+            Err(AcquireError::TimedOut) => Err(timeout_error(shared, Phase::Wait, started_us)),
         }
     };
     phase.set(Phase::Wait);
@@ -303,7 +302,7 @@ async fn checkout<M: Manager>(
 ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
     let (mut permit, waited) = match head_start.permit {
         Some(permit) => (permit, false),
-        None => take_permit(shared, phase, times.started, times.deadline_us).await?,
+        None => take_permit(shared, phase, times.started_us, times.deadline_us).await?,
     };
     // Lends `conn`, unless the pool closed while it was being opened or
     // validated: then it is closed at once and the caller gets `Closed`.
@@ -405,8 +404,8 @@ async fn checkout<M: Manager>(
                     continue;
                 }
                 shared.refresh_state();
-                let deadline = times.started + shared.config.acquire_timeout;
-                let pause = retry_delay.min(deadline.saturating_duration_since(Instant::now()));
+                let left_us = times.deadline_us.saturating_sub(shared.now_us());
+                let pause = retry_delay.min(Duration::from_micros(left_us));
                 // Cancel-safe: only the permit is held; dropping it releases it.
                 tokio::time::sleep(pause).await;
                 retry_delay = (retry_delay * 2).min(MAX_RETRY_DELAY);
@@ -417,7 +416,7 @@ async fn checkout<M: Manager>(
                 // was released when it unwound. Queue again for a new one.
                 tracing::error!(target: "pool_core::connect", pool = %shared.config.name, "connect task panicked; retrying");
                 phase.set(Phase::Wait);
-                permit = take_permit(shared, phase, times.started, times.deadline_us)
+                permit = take_permit(shared, phase, times.started_us, times.deadline_us)
                     .await?
                     .0;
             }

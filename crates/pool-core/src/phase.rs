@@ -9,8 +9,6 @@
 //!   still counted where it waited (its snapshot counts it).
 //! * [`CancelTracker`]: counts an `acquire()` dropped before it finished.
 
-use tokio::time::Instant;
-
 use crate::error::{Phase, PoolError, TimeoutError};
 use crate::manager::Manager;
 use crate::shared::Shared;
@@ -57,17 +55,18 @@ impl PhaseCell {
     }
 }
 
-/// The error of an `acquire()` that started at `started` and ran out of
+/// The error of an `acquire()` that started at `started_us` (the pool's
+/// clock) and ran out of
 /// time in `phase`, with a statistics snapshot taken now and the pool's
 /// last connection error.
 pub(crate) fn timeout_error<M: Manager>(
     shared: &Shared<M>,
     phase: Phase,
-    started: Instant,
+    started_us: u64,
 ) -> PoolError<M::Error> {
     PoolError::Timeout(Box::new(TimeoutError {
         phase,
-        waited: started.elapsed(),
+        waited: std::time::Duration::from_micros(shared.now_us().saturating_sub(started_us)),
         timeout: shared.config.acquire_timeout,
         statistics: shared.statistics(),
         last_error: shared.last_error.load_full(),

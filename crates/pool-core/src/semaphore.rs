@@ -4,8 +4,11 @@
 //!
 //! One `AtomicUsize` holds `permits << 2 | WAITERS | CLOSED`. A waitlist
 //! behind a `parking_lot` mutex holds the queued callers in arrival order
-//! (a deque sorted by ticket, `semaphore/queue.rs`) and the ids of callers that
-//! were granted a permit but have not yet been polled.
+//! (a deque sorted by ticket, `semaphore/queue.rs`). `granted_below` is one
+//! past the last ticket handed a permit: the queue is served strictly from
+//! its front, in ticket order, so a caller whose ticket is below it and who
+//! did not leave the queue itself was granted a permit, and a woken caller
+//! learns that from one load, without taking the lock.
 //!
 //! * Uncontended acquire and release are one CAS each and never lock.
 //! * A caller that finds no permit takes the lock, sets `WAITERS` (only
@@ -76,8 +79,6 @@ struct Waitlist {
     next_id: u64,
     /// Queued callers in arrival order, with their latest waker.
     queue: WaitQueue,
-    /// Callers granted a permit that have not observed it yet.
-    granted: Vec<u64>,
 }
 
 /// A counting semaphore with a FIFO queue of waiters.
@@ -85,6 +86,10 @@ struct Waitlist {
 pub(crate) struct Semaphore {
     state: AtomicUsize,
     waitlist: Mutex<Waitlist>,
+    /// One past the ticket of the last waiter handed a permit (0: none).
+    /// Written under the lock with `Release` when the front waiter is
+    /// served; only grows, because tickets are served in increasing order.
+    granted_below: AtomicU64,
     /// Mirror of `queue.len()`, written under the lock, read lock-free.
     waiting: AtomicU64,
     /// The highest `waiting` ever seen.
@@ -102,6 +107,7 @@ impl Semaphore {
         Self {
             state: AtomicUsize::new(permits * PERMIT),
             waitlist: Mutex::new(Waitlist::default()),
+            granted_below: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
             peak_waiting: AtomicU64::new(0),
             next_deadline: AtomicU64::new(u64::MAX),
@@ -221,7 +227,8 @@ impl Semaphore {
     fn release_locked(&self, list: &mut Waitlist) -> Option<Waker> {
         match list.queue.pop_front() {
             Some(waiter) => {
-                list.granted.push(waiter.ticket);
+                self.granted_below
+                    .store(waiter.ticket + 1, Ordering::Release);
                 self.after_queue_change(list);
                 waiter.waker
             }
@@ -230,6 +237,16 @@ impl Semaphore {
                 None
             }
         }
+    }
+
+    /// Whether the queued caller with ticket `ticket` was handed a permit.
+    /// Exact for a caller that has not left the queue by itself: tickets
+    /// are served front first, in increasing order, so one below
+    /// `granted_below` cannot still be queued. `Acquire` pairs with the
+    /// hand-off's `Release`.
+    #[inline]
+    fn was_granted(&self, ticket: u64) -> bool {
+        ticket < self.granted_below.load(Ordering::Acquire)
     }
 
     /// Keeps `WAITERS` and the `waiting` gauge in step with the queue.
@@ -286,9 +303,15 @@ impl Future for Acquire<'_> {
                 Err(TryAcquireError::NoPermits) => self.enqueue(cx),
             };
         };
+        // The common wake-up, a permit handed over, needs no lock: this
+        // caller's ticket was served (see the module docs).
+        if semaphore.was_granted(id) {
+            self.id = None;
+            return Poll::Ready(Ok(()));
+        }
         let mut list = semaphore.waitlist.lock();
-        if let Some(index) = list.granted.iter().position(|g| *g == id) {
-            list.granted.swap_remove(index);
+        // Served between the load above and the lock.
+        if semaphore.was_granted(id) {
             drop(list);
             self.id = None;
             return Poll::Ready(Ok(()));
@@ -366,9 +389,8 @@ impl Drop for Acquire<'_> {
         let Some(id) = self.id.take() else { return };
         let semaphore = self.semaphore;
         let mut list = semaphore.waitlist.lock();
-        let waker = if let Some(index) = list.granted.iter().position(|g| *g == id) {
+        let waker = if semaphore.was_granted(id) {
             // Woken with a permit but dropped before taking it: pass it on.
-            list.granted.swap_remove(index);
             semaphore.release_locked(&mut list)
         } else {
             list.queue.remove(id);
