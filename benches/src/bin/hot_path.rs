@@ -1,13 +1,15 @@
 //! Runs one contender's acquire + release in a loop on a current-thread
 //! runtime (uncontended by default; with `--tasks N --size S`, N tasks
-//! share S objects and, with `--hold`, queue for them), for profilers: `perf record`, or
+//! share S objects and, with `--hold`, queue for them; with `--threads T`,
+//! on a multi-thread runtime of T workers, as the baseline runs it), for
+//! profilers: `perf record -e cpu-clock`, or
 //! `valgrind --tool=callgrind`, whose instruction counts are repeatable on a
 //! busy machine (run it with two operation counts and divide the
 //! difference by the difference: setup cancels out). See
 //! `docs/performance.md`.
 //!
 //! ```text
-//! hot_path ours|ours-no-leak|floor|deadpool|bb8 OPS [--hold] [--tasks N] [--size S]
+//! hot_path ours|ours-no-leak|floor|deadpool|bb8 OPS [--hold] [--tasks N] [--size S] [--threads T]
 //! ```
 
 use std::process::ExitCode;
@@ -17,7 +19,7 @@ use benches::dummy::{ours_config, Bb8, Deadpool, FloorContender, Ours, Shape};
 use benches::{workload, Contender, OpError};
 
 const USAGE: &str =
-    "usage: hot_path ours|ours-no-leak|floor|deadpool|bb8 OPS [--hold] [--tasks N] [--size S]";
+    "usage: hot_path ours|ours-no-leak|floor|deadpool|bb8 OPS [--hold] [--tasks N] [--size S] [--threads T]";
 
 struct Options {
     ops: u64,
@@ -61,8 +63,9 @@ fn main() -> ExitCode {
         args.get(1).and_then(|n| n.parse().ok()),
         option(&args, "--tasks", 1),
         option(&args, "--size", 4),
+        option(&args, "--threads", 0),
     );
-    let (Some(name), Some(ops), Some(tasks), Some(size)) = parsed else {
+    let (Some(name), Some(ops), Some(tasks), Some(size), Some(threads)) = parsed else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
@@ -77,10 +80,14 @@ fn main() -> ExitCode {
         tasks,
         size,
     };
-    let rt = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = if threads == 0 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut builder = tokio::runtime::Builder::new_multi_thread();
+        builder.worker_threads(threads);
+        builder
+    };
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(error) => {
             eprintln!("error: {error}");

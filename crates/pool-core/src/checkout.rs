@@ -85,16 +85,18 @@ impl<M: Manager> Pool<M> {
         site: Option<Site>,
     ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
         let shared = self.shared();
+        // Cooperative scheduling, like tokio's own primitives: spend a unit
+        // of the task's budget, so a task looping on a free pool cannot
+        // starve its neighbours. *Before* taking anything: a task whose
+        // budget ran out yields holding no permit and no connection.
+        // Spending it after the checkout made such a task sit on its
+        // connection until rescheduled, so the others queued behind it and
+        // every later checkout went through the queue (a convoy): half the
+        // throughput and 3x the p99 at 64 tasks on 16 connections.
+        // Cancel-safe: nothing is held yet.
+        tokio::task::consume_budget().await;
         let (head_start, site) = match fast_path(shared, site) {
-            FastPath::Done(guard) => {
-                // Cooperative scheduling: like tokio's own primitives, give
-                // the runtime a chance to run other tasks now and then, so a
-                // task looping on a free pool cannot starve its neighbours.
-                // Cancel-safe: if dropped here, the guard returns the
-                // connection.
-                tokio::task::consume_budget().await;
-                return Ok(guard);
-            }
+            FastPath::Done(guard) => return Ok(guard),
             FastPath::Continue(head_start, site) => (head_start, site),
         };
         // One reading of the pool's clock; tokio's is read only if this
