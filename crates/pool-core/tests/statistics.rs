@@ -221,11 +221,14 @@ async fn counts_kept_per_seat_lose_nothing_when_threads_trade_connections() {
             })
         })
         .collect();
-    tokio::time::timeout(Duration::from_secs(60), futures_util::future::join_all(tasks))
-        .await
-        .expect("16,000 acquisitions finish within a minute")
-        .into_iter()
-        .for_each(|joined| joined.unwrap());
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        futures_util::future::join_all(tasks),
+    )
+    .await
+    .expect("16,000 acquisitions finish within a minute")
+    .into_iter()
+    .for_each(|joined| joined.unwrap());
     let s = pool.statistics();
     assert_eq!(s.total_acquisitions, 16_000);
     assert_eq!(s.total_releases, 16_000);
