@@ -5,15 +5,25 @@
 #   scripts/collect_baseline.sh [--note TEXT] [runner flags...]
 #       runs every case in release mode and writes
 #       performance_baselines/connection_pool_baseline.json (+ .md)
-#   scripts/collect_baseline.sh --compare [--tolerance 0.15] [runner flags...]
-#       reruns with the baseline's settings, writes baseline-compare.json
-#       (+ .md) under $CARGO_TARGET_DIR (default target/), and exits 1 if
-#       any ratio to the floor or to a peer regressed by more than the
-#       tolerance against the checked-in JSON
+#   scripts/collect_baseline.sh --compare [--tolerance 0.15] [--confirm 2] [runner flags...]
+#       reruns with the baseline's settings and flags every ratio to the
+#       floor or to a peer that moved the wrong way by more than the
+#       tolerance against the checked-in JSON. Each case with a flagged
+#       ratio is then measured again, whole, up to --confirm N more times
+#       (default 2, stopping once nothing in it is still flagged; 0: no
+#       reruns). A ratio is a regression only if it is beyond the tolerance
+#       in the first pass and in every rerun: noise on a shared machine does
+#       not reproduce, a real regression does. Prints every run of each
+#       flagged ratio with its verdict (ok / noise / REGRESSED), writes
+#       baseline-compare.json (+ .md, with the confirmations) under
+#       $CARGO_TARGET_DIR (default target/), and exits 0 (no regression),
+#       1 (regressed) or 2 (error)
 #
 # Runner flags (see `--help`): --rounds N, --acquire-round-ms MS,
-# --postgres-round-ms MS, --skip-postgres, --quick, --only TEXT, --out PATH.
-# Takes about 2 minutes on 2 cores, plus the first release build. Needs the
+# --postgres-round-ms MS, --skip-postgres, --quick, --only TEXT, --out PATH,
+# --confirm N. Takes about 2 minutes on 2 cores (compare mode: plus about
+# 5 s per rerun of an acquire case, 10 s of a PostgreSQL one), plus the
+# first release build. Needs the
 # PostgreSQL server binaries (initdb, postgres) unless --skip-postgres.
 # Respects CARGO_TARGET_DIR. Run it on a quiet machine: the file records the
 # load average before and after. A full collection (no --compare, --out,

@@ -1,72 +1,344 @@
-//! Compare mode: a rerun's ratios against the checked-in baseline.
+//! Compare mode: a rerun's ratios against the checked-in baseline, and the
+//! verdict on each once its flagged cases have been measured again.
+//!
+//! A compared ratio is *beyond* the tolerance in a run when it moved the
+//! wrong way by more than that fraction of its baseline value: a
+//! higher-is-better ratio (throughput, ours over theirs) fell below
+//! `baseline × (1 − tolerance)`, a lower-is-better one (time, p99) rose
+//! above `baseline × (1 + tolerance)`. Moving the right way never flags.
+//!
+//! Invariant: a ratio is a regression only if it is beyond the tolerance
+//! in the first pass *and* in every confirmation of its case
+//! (`confirm.rs` adds the confirmations' values to its [`Check`]). A real
+//! regression reproduces; a noise spike on a shared machine does not. A
+//! ratio that is not in the baseline is reported as new and never counts.
+//! All of this is pure, so the tests below pin it down without measuring.
 
 use std::fmt::Write as _;
 
 use benches::OpError;
+use serde::Serialize;
 
-use crate::report::Ratio;
+use crate::report::{Better, Ratio};
 
-/// The outcome of comparing a run with a checked-in baseline.
-pub(crate) struct Comparison {
-    pub(crate) text: String,
-    pub(crate) regressions: usize,
+/// One compared ratio: its baseline value and its value in every run.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub(crate) struct Check {
+    pub(crate) key: String,
+    pub(crate) better: Better,
+    /// The checked-in value; `None` for a ratio the baseline lacks.
+    pub(crate) baseline: Option<f64>,
+    /// The first pass, then one value per confirmation of its case.
+    pub(crate) values: Vec<f64>,
 }
 
-/// Flags every compared ratio of `new` that moved the wrong way by more
-/// than `tolerance` (a fraction) against `baseline` (the checked-in JSON).
-pub(crate) fn compare(
+/// What compare mode concludes about one ratio.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Verdict {
+    /// Within the tolerance (or better) in the first pass.
+    Ok,
+    /// Beyond the tolerance in the first pass, within it in a confirmation.
+    Noise,
+    /// Beyond the tolerance in the first pass and in every confirmation.
+    Regressed,
+    /// Not in the baseline: nothing to compare with.
+    New,
+}
+
+impl Verdict {
+    fn label(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Noise => "noise (did not reproduce)",
+            Verdict::Regressed => "REGRESSED",
+            Verdict::New => "new (not in the baseline)",
+        }
+    }
+}
+
+/// Whether `value` moved the wrong way from `baseline` by more than
+/// `tolerance` (a fraction).
+pub(crate) fn beyond(better: Better, baseline: f64, value: f64, tolerance: f64) -> bool {
+    match better {
+        Better::Higher => value < baseline * (1.0 - tolerance),
+        Better::Lower => value > baseline * (1.0 + tolerance),
+    }
+}
+
+impl Check {
+    /// The verdict on the runs so far.
+    pub(crate) fn verdict(&self, tolerance: f64) -> Verdict {
+        let Some(baseline) = self.baseline else {
+            return Verdict::New;
+        };
+        let beyond = |&value: &f64| beyond(self.better, baseline, value, tolerance);
+        match self.values.split_first() {
+            Some((first, rest)) if beyond(first) => {
+                if rest.iter().all(beyond) {
+                    Verdict::Regressed
+                } else {
+                    Verdict::Noise
+                }
+            }
+            _ => Verdict::Ok,
+        }
+    }
+
+    /// Whether the first pass flagged it (so its case is confirmed).
+    pub(crate) fn flagged(&self, tolerance: f64) -> bool {
+        matches!(self.verdict(tolerance), Verdict::Noise | Verdict::Regressed)
+    }
+
+    /// Whether every run so far flagged it: one more confirmation could
+    /// still make it a regression, or clear it.
+    pub(crate) fn still_flagged(&self, tolerance: f64) -> bool {
+        self.verdict(tolerance) == Verdict::Regressed
+    }
+}
+
+/// The first pass: one [`Check`] per compared ratio of `new`, with its
+/// value in `baseline` (the checked-in JSON) if it has one.
+pub(crate) fn first_pass(
     baseline: &serde_json::Value,
     new: &[Ratio],
-    tolerance: f64,
-) -> Result<Comparison, OpError> {
+) -> Result<Vec<Check>, OpError> {
     let old = baseline
         .get("ratios")
         .and_then(serde_json::Value::as_array)
-        .ok_or("the baseline has no `ratios` list")?;
-    let mut text = String::new();
-    let mut regressions = 0;
-    writeln!(
-        text,
-        "{:<44} {:>9} {:>9} {:>8}  verdict",
-        "ratio", "baseline", "now", "change"
-    )?;
-    for ratio in new.iter().filter(|r| r.compared) {
-        let previous = old.iter().find_map(|entry| {
-            (entry.get("key")?.as_str()? == ratio.key).then(|| entry.get("value")?.as_f64())?
-        });
-        let Some(previous) = previous else {
-            writeln!(
-                text,
-                "{:<44} {:>9} {:>9.3} {:>8}  new (not in the baseline)",
-                ratio.key, "-", ratio.value, "-"
-            )?;
-            continue;
-        };
-        let change = ratio.value / previous - 1.0;
-        let regressed = if ratio.better == "higher" {
-            ratio.value < previous * (1.0 - tolerance)
-        } else {
-            ratio.value > previous * (1.0 + tolerance)
-        };
-        let verdict = if regressed {
-            regressions += 1;
-            "REGRESSED"
-        } else {
-            "ok"
-        };
+        .ok_or("the baseline has no `ratios` list; is it a baseline file of this runner?")?;
+    let value_of = |key: &str| {
+        old.iter().find_map(|entry| {
+            (entry.get("key")?.as_str()? == key).then(|| entry.get("value")?.as_f64())?
+        })
+    };
+    Ok(new
+        .iter()
+        .filter(|r| r.compared)
+        .map(|r| Check {
+            key: r.key.clone(),
+            better: r.better,
+            baseline: value_of(&r.key),
+            values: vec![r.value],
+        })
+        .collect())
+}
+
+/// One ratio's line of the comparison in the JSON.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct CheckReport {
+    #[serde(flatten)]
+    pub(crate) check: Check,
+    pub(crate) verdict: Verdict,
+}
+
+/// Compare mode's conclusion, written into the compare JSON.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct ComparisonReport {
+    /// The baseline file compared with.
+    pub(crate) baseline: String,
+    pub(crate) tolerance: f64,
+    /// The most confirmations of one flagged case (`--confirm`).
+    pub(crate) confirm: usize,
+    /// Ratios beyond the tolerance in the first pass.
+    pub(crate) flagged: usize,
+    /// Flagged ratios that were beyond it in every confirmation too.
+    pub(crate) regressions: usize,
+    pub(crate) checks: Vec<CheckReport>,
+}
+
+impl ComparisonReport {
+    /// The verdicts on `checks` after their confirmations.
+    pub(crate) fn conclude(
+        baseline: String,
+        checks: Vec<Check>,
+        tolerance: f64,
+        confirm: usize,
+    ) -> Self {
+        let checks: Vec<CheckReport> = checks
+            .into_iter()
+            .map(|check| CheckReport {
+                verdict: check.verdict(tolerance),
+                check,
+            })
+            .collect();
+        let count = |f: fn(Verdict) -> bool| checks.iter().filter(|c| f(c.verdict)).count();
+        Self {
+            baseline,
+            tolerance,
+            confirm,
+            flagged: count(|v| matches!(v, Verdict::Noise | Verdict::Regressed)),
+            regressions: count(|v| v == Verdict::Regressed),
+            checks,
+        }
+    }
+
+    /// The comparison table: every compared ratio, and under each flagged
+    /// one the value of every confirmation.
+    pub(crate) fn text(&self) -> Result<String, std::fmt::Error> {
+        let mut text = String::new();
         writeln!(
             text,
-            "{:<44} {:>9.3} {:>9.3} {:>+7.1}%  {verdict}",
-            ratio.key,
-            previous,
-            ratio.value,
-            change * 100.0
+            "{:<46} {:>9} {:>9} {:>8}  verdict",
+            "ratio", "baseline", "now", "change"
         )?;
+        for CheckReport { check, verdict } in &self.checks {
+            let first = check.values.first().copied().unwrap_or(f64::NAN);
+            let Some(baseline) = check.baseline else {
+                writeln!(
+                    text,
+                    "{:<46} {:>9} {first:>9.3} {:>8}  {}",
+                    check.key,
+                    "-",
+                    "-",
+                    verdict.label()
+                )?;
+                continue;
+            };
+            let change = |value: f64| (value / baseline - 1.0) * 100.0;
+            writeln!(
+                text,
+                "{:<46} {baseline:>9.3} {first:>9.3} {:>+7.1}%  {}",
+                check.key,
+                change(first),
+                verdict.label()
+            )?;
+            for (i, &value) in check.values.iter().enumerate().skip(1) {
+                let within = if beyond(check.better, baseline, value, self.tolerance) {
+                    "beyond the tolerance again"
+                } else {
+                    "within the tolerance"
+                };
+                writeln!(
+                    text,
+                    "{:<46} {:>9} {value:>9.3} {:>+7.1}%  {within}",
+                    format!("  confirmation {i}"),
+                    "",
+                    change(value)
+                )?;
+            }
+        }
+        writeln!(
+            text,
+            "\n{} ratios compared: {} flagged in the first pass, {} confirmed in every \
+             rerun of their case (up to {} each) = {} regression(s) beyond {:.0}%\n\
+             (higher-is-better ratios may not fall, lower-is-better ones may not rise, \
+             by more than that)",
+            self.checks.len(),
+            self.flagged,
+            self.regressions,
+            self.confirm,
+            self.regressions,
+            self.tolerance * 100.0
+        )?;
+        Ok(text)
     }
-    writeln!(
-        text,
-        "\n{regressions} regression(s) beyond {:.0}% (higher-is-better ratios may not fall, lower-is-better ones may not rise, by more than that)",
-        tolerance * 100.0
-    )?;
-    Ok(Comparison { text, regressions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOLERANCE: f64 = 0.15;
+
+    fn check(better: Better, baseline: f64, values: &[f64]) -> Check {
+        Check {
+            key: "acquire/hold/w64s16/ops_vs_bb8".to_owned(),
+            better,
+            baseline: Some(baseline),
+            values: values.to_vec(),
+        }
+    }
+
+    #[test]
+    fn a_spike_that_does_not_reproduce_is_not_a_regression() {
+        let spike = check(Better::Higher, 1.30, &[1.02, 1.29, 1.31]);
+        assert!(spike.flagged(TOLERANCE));
+        assert_eq!(spike.verdict(TOLERANCE), Verdict::Noise);
+        let cleared_late = check(Better::Higher, 1.30, &[1.02, 1.00, 1.29]);
+        assert_eq!(cleared_late.verdict(TOLERANCE), Verdict::Noise);
+    }
+
+    #[test]
+    fn a_drop_that_reproduces_in_every_confirmation_is_a_regression() {
+        let drop = check(Better::Higher, 1.30, &[0.78, 0.80, 0.79]);
+        assert_eq!(drop.verdict(TOLERANCE), Verdict::Regressed);
+        assert!(drop.still_flagged(TOLERANCE));
+    }
+
+    #[test]
+    fn without_confirmations_a_flagged_ratio_is_a_regression() {
+        let drop = check(Better::Higher, 1.30, &[0.78]);
+        assert_eq!(drop.verdict(TOLERANCE), Verdict::Regressed);
+    }
+
+    #[test]
+    fn lower_is_better_ratios_flag_on_a_rise_and_not_on_a_fall() {
+        let slower = check(Better::Lower, 1.0, &[1.2, 1.25]);
+        assert_eq!(slower.verdict(TOLERANCE), Verdict::Regressed);
+        let faster = check(Better::Lower, 1.0, &[0.5]);
+        assert_eq!(faster.verdict(TOLERANCE), Verdict::Ok);
+        assert!(!faster.flagged(TOLERANCE));
+    }
+
+    #[test]
+    fn a_faster_ours_is_not_a_regression_and_the_tolerance_is_strict() {
+        assert_eq!(
+            check(Better::Higher, 1.0, &[1.6]).verdict(TOLERANCE),
+            Verdict::Ok
+        );
+        assert!(!beyond(Better::Higher, 1.0, 0.86, TOLERANCE));
+        assert!(beyond(Better::Higher, 1.0, 0.84, TOLERANCE));
+        assert!(!beyond(Better::Lower, 1.0, 1.14, TOLERANCE));
+        assert!(beyond(Better::Lower, 1.0, 1.16, TOLERANCE));
+    }
+
+    #[test]
+    fn a_ratio_missing_from_the_baseline_is_reported_as_new_and_not_flagged() {
+        let baseline = serde_json::json!({ "ratios": [
+            { "key": "acquire/hold/w1s4/ops_vs_floor", "value": 0.8, "better": "higher" }
+        ] });
+        let ratio = |key: &str, value: f64, compared: bool| Ratio {
+            key: key.to_owned(),
+            value,
+            better: Better::Higher,
+            compared,
+        };
+        let new = [
+            ratio("acquire/hold/w1s4/ops_vs_floor", 0.5, true),
+            ratio("acquire/hold/w1s4/ops_vs_newcomer", 0.1, true),
+            ratio("acquire/hold/w1s4/p99_vs_floor", 9.0, false),
+        ];
+        let checks = first_pass(&baseline, &new).unwrap();
+        assert_eq!(checks.len(), 2, "ratios that are not compared are skipped");
+        assert_eq!(checks[1].baseline, None);
+        assert_eq!(checks[1].verdict(TOLERANCE), Verdict::New);
+        assert!(!checks[1].flagged(TOLERANCE));
+        let report = ComparisonReport::conclude("b.json".to_owned(), checks, TOLERANCE, 2);
+        assert_eq!((report.flagged, report.regressions), (1, 1));
+        let text = report.text().unwrap();
+        assert!(text.contains("new (not in the baseline)"), "{text}");
+        assert!(text.contains("REGRESSED"), "{text}");
+    }
+
+    #[test]
+    fn a_baseline_without_ratios_is_an_error_that_says_so() {
+        let error = first_pass(&serde_json::json!({}), &[]).unwrap_err();
+        assert!(error.to_string().contains("no `ratios` list"), "{error}");
+    }
+
+    #[test]
+    fn the_table_shows_every_confirmation_of_a_flagged_ratio() {
+        let report = ComparisonReport::conclude(
+            "b.json".to_owned(),
+            vec![check(Better::Higher, 1.30, &[1.02, 1.29])],
+            TOLERANCE,
+            2,
+        );
+        let text = report.text().unwrap();
+        assert!(text.contains("noise (did not reproduce)"), "{text}");
+        assert!(text.contains("confirmation 1"), "{text}");
+        assert!(text.contains("within the tolerance"), "{text}");
+        assert_eq!((report.flagged, report.regressions), (1, 0));
+    }
 }

@@ -3,41 +3,37 @@
 //! `performance_baselines/connection_pool_baseline.json` (and the same
 //! tables in Markdown beside it); or, with `--compare BASELINE`, a rerun
 //! checked against a baseline file, exiting 1 if any ratio regressed by
-//! more than the tolerance.
+//! more than the tolerance in the first pass and again in every
+//! confirmation rerun of its case (`--confirm`, see `confirm.rs`).
 //!
 //! Run it through `scripts/collect_baseline.sh` (release mode). Every case
 //! runs its contenders in interleaved rounds and reports medians; see
 //! `docs/performance.md` for what each number means.
 
+mod cases;
 mod compare;
+mod confirm;
 mod measure;
 mod report;
 mod tables;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use benches::dummy::{self, ours_config, DummySet, Ours, Shape};
-use benches::pg::{self, PgSet};
-use benches::workload::run_for;
-use benches::{DummyManager, OpError};
-use pool_core::Pool;
-use tokio::runtime::Runtime;
+use benches::pg;
+use benches::OpError;
 
-use compare::compare;
-use measure::{run_case, runner, time_alternating, CaseReport, OursDuringCase, Plan};
-use report::{
-    load_average, now_rfc3339, Machine, ObserveReport, PostgresReport, Report, Settings,
-    SteadyState,
-};
+use cases::Bench;
+use compare::{first_pass, ComparisonReport};
+use confirm::confirm;
+use report::{load_average, now_rfc3339, Machine, PostgresReport, Report, Settings};
 
 /// The checked-in baseline, relative to the workspace root.
 const BASELINE_PATH: &str = "performance_baselines/connection_pool_baseline.json";
 
 const USAGE: &str = "\
 usage: baseline [--out PATH] [--compare BASELINE] [--tolerance FRACTION]
-                [--rounds N] [--acquire-round-ms MS] [--postgres-round-ms MS]
+                [--confirm N] [--rounds N] [--acquire-round-ms MS] [--postgres-round-ms MS]
                 [--skip-postgres] [--quick] [--only TEXT] [--note TEXT]
 
   --out PATH            where to write the JSON (default:
@@ -46,8 +42,17 @@ usage: baseline [--out PATH] [--compare BASELINE] [--tolerance FRACTION]
                         baseline-compare.json with --compare);
                         a .md with the same tables is written beside it
   --compare BASELINE    rerun with BASELINE's settings and flag every ratio
-                        that regressed by more than the tolerance (exit 1)
+                        that moved the wrong way by more than the tolerance;
+                        measure each flagged case again (--confirm); exit 1
+                        if a flagged ratio is beyond the tolerance in every
+                        run (a regression), 0 if none is, 2 on an error
   --tolerance FRACTION  allowed regression in compare mode (default 0.15)
+  --confirm N           compare mode: measure each case with a flagged ratio
+                        up to N more times, the whole case with the same
+                        settings, stopping once none of its ratios is still
+                        flagged; a ratio that is within the tolerance in any
+                        rerun is noise, not a regression (default 2; 0 flags
+                        on the first pass alone)
   --rounds N            timed rounds per contender and case (default 5)
   --acquire-round-ms MS length of one acquire/release round (default 200)
   --postgres-round-ms MS length of one PostgreSQL round (default 500)
@@ -63,6 +68,7 @@ struct Args {
     out: Option<PathBuf>,
     compare: Option<PathBuf>,
     tolerance: f64,
+    confirm: usize,
     note: String,
     rounds: Option<usize>,
     acquire_round_ms: Option<u64>,
@@ -78,6 +84,7 @@ impl Args {
             out: None,
             compare: None,
             tolerance: 0.15,
+            confirm: 2,
             note: String::new(),
             rounds: None,
             acquire_round_ms: None,
@@ -93,6 +100,7 @@ impl Args {
                 "--out" => args.out = Some(PathBuf::from(value()?)),
                 "--compare" => args.compare = Some(PathBuf::from(value()?)),
                 "--tolerance" => args.tolerance = number(&flag, &value()?)?,
+                "--confirm" => args.confirm = number(&flag, &value()?)?,
                 "--note" => args.note = value()?,
                 "--rounds" => args.rounds = Some(number(&flag, &value()?)?),
                 "--acquire-round-ms" => args.acquire_round_ms = Some(number(&flag, &value()?)?),
@@ -213,40 +221,70 @@ fn run(args: &Args) -> Result<usize, OpError> {
         settings.acquire_round_ms,
         settings.postgres_round_ms
     );
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(settings.worker_threads)
-        .enable_all()
-        .build()?;
-
-    let acquire = acquire_cases(&rt, &settings, args)?;
-    let leak_detection = leak_detection_case(&rt, &settings)?;
-    let observe = observe(&rt, &settings)?;
-    let postgres = if settings.postgres {
-        Some(postgres_cases(&rt, &settings, args)?)
+    let mut bench = Bench::new(settings)?;
+    let select = |key: &str| args.selects(key);
+    let acquire = bench.acquire_cases(&select)?;
+    let leak_detection = bench.leak_detection_case()?;
+    let observe = bench.observe()?;
+    let postgres = if bench.settings().postgres {
+        let (cases, steady_state) = bench.postgres_cases(&select, true)?;
+        Some(PostgresReport {
+            server_version: bench.server_version()?,
+            query: "SELECT 1 (simple protocol)",
+            cases,
+            steady_state,
+            warm_up: bench.warm_up()?,
+        })
     } else {
         None
     };
-    drop(rt);
 
-    let mut machine = machine;
-    machine.load_average_end = load_average();
     let mut report = Report {
         schema: report::SCHEMA,
         title: "pgpool connection pool baseline",
         note: args.note.clone(),
         date: now_rfc3339(),
         machine,
-        settings,
+        settings: bench.settings().clone(),
         acquire,
         leak_detection,
         observe,
         postgres,
         ratios: Vec::new(),
         goals: Vec::new(),
+        comparison: None,
     };
     report.derive();
-    let markdown = report.markdown()?;
+    if let (Some(baseline), Some(path)) = (&baseline, &args.compare) {
+        let mut checks = first_pass(baseline, &report.ratios)?;
+        eprintln!(
+            "baseline: first pass done (load {}); confirming the cases of {} flagged ratio(s), \
+             up to {} time(s) each",
+            load_average(),
+            checks.iter().filter(|c| c.flagged(args.tolerance)).count(),
+            args.confirm
+        );
+        confirm(&mut checks, args.tolerance, args.confirm, |case| {
+            bench.remeasure(case)
+        })?;
+        report.comparison = Some(ComparisonReport::conclude(
+            path.display().to_string(),
+            checks,
+            args.tolerance,
+            args.confirm,
+        ));
+    }
+    // The server stops here, before the files are written.
+    drop(bench);
+    report.machine.load_average_end = load_average();
 
+    let mut markdown = report.markdown()?;
+    let comparison = report.comparison.as_ref().map(|c| c.text()).transpose()?;
+    if let Some(text) = &comparison {
+        markdown.push_str(&format!(
+            "\n#### Compared with the baseline\n\n```text\n{text}```\n"
+        ));
+    }
     let out = args.out();
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent)?;
@@ -255,183 +293,11 @@ fn run(args: &Args) -> Result<usize, OpError> {
     std::fs::write(out.with_extension("md"), &markdown)?;
     println!("{markdown}");
     eprintln!(
-        "baseline: wrote {} and {}",
+        "baseline: wrote {} and {} (load {} at the start, {} at the end)",
         out.display(),
-        out.with_extension("md").display()
+        out.with_extension("md").display(),
+        report.machine.load_average_start,
+        report.machine.load_average_end
     );
-
-    match &baseline {
-        Some(baseline) => {
-            let comparison = compare(baseline, &report.ratios, args.tolerance)?;
-            println!("{}", comparison.text);
-            Ok(comparison.regressions)
-        }
-        None => Ok(0),
-    }
-}
-
-fn acquire_cases(
-    rt: &Runtime,
-    settings: &Settings,
-    args: &Args,
-) -> Result<Vec<CaseReport>, OpError> {
-    let mut cases = Vec::new();
-    for shape in Shape::ALL {
-        for (tasks, size) in dummy::MATRIX {
-            let name = dummy::case_name(tasks, size);
-            if !args.selects(&format!("acquire/{}/{name}", shape.name())) {
-                continue;
-            }
-            eprintln!("acquire {} {name} ...", shape.name());
-            let set = rt.block_on(DummySet::build(size, shape))?;
-            let runners = [
-                runner("ours", &set.ours),
-                runner("floor", &set.floor),
-                runner("deadpool", &set.deadpool),
-                runner("bb8", &set.bb8),
-            ];
-            let plan = Plan {
-                tasks,
-                rounds: settings.rounds,
-                round: Duration::from_millis(settings.acquire_round_ms),
-                warm: Duration::from_millis(settings.warm_ms),
-                sample_every: settings.acquire_sample_every,
-            };
-            cases.push(run_case(rt, name, shape.name(), size, &runners, plan)?);
-            drop(runners);
-            // Pools are closed on the runtime, not on a worker mid-case.
-            rt.block_on(async move { drop(set) });
-        }
-    }
-    Ok(cases)
-}
-
-fn leak_detection_case(rt: &Runtime, settings: &Settings) -> Result<CaseReport, OpError> {
-    eprintln!("leak detection ...");
-    let base = ours_config(4);
-    let site = rt.block_on(Ours::build(base.clone(), Shape::Release))?;
-    let off = rt.block_on(Ours::build(
-        base.clone().enable_leak_detection(false),
-        Shape::Release,
-    ))?;
-    let backtrace = rt.block_on(Ours::build(base.leak_backtrace(true), Shape::Release))?;
-    let runners = [
-        runner("site", &site),
-        runner("off", &off),
-        runner("backtrace", &backtrace),
-    ];
-    let plan = Plan {
-        tasks: 1,
-        rounds: settings.rounds,
-        round: Duration::from_millis(settings.acquire_round_ms),
-        warm: Duration::from_millis(settings.warm_ms),
-        sample_every: settings.acquire_sample_every,
-    };
-    run_case(rt, "w1s4".to_owned(), "release", 4, &runners, plan)
-}
-
-fn observe(rt: &Runtime, settings: &Settings) -> Result<ObserveReport, OpError> {
-    eprintln!("statistics() and health_check() ...");
-    let pool = rt.block_on(async {
-        let pool = Pool::build(DummyManager, ours_config(8).min_size(4)).await?;
-        // Give the histograms realistic content first.
-        for _ in 0..10_000 {
-            let conn = pool.acquire().await?;
-            tokio::task::yield_now().await;
-            drop(conn);
-        }
-        Ok::<_, OpError>(pool)
-    })?;
-    let _guard = rt.enter();
-    let rounds = settings.rounds.max(3);
-    Ok(ObserveReport {
-        statistics_ns: measure::ns_per_call(rounds, settings.observe_calls, || pool.statistics()),
-        health_check_ns: measure::ns_per_call(rounds, settings.observe_calls, || {
-            pool.health_check()
-        }),
-    })
-}
-
-fn postgres_cases(
-    rt: &Runtime,
-    settings: &Settings,
-    args: &Args,
-) -> Result<PostgresReport, OpError> {
-    eprintln!("starting PostgreSQL ...");
-    let db = pg::start_server()?;
-    let mut cases = Vec::new();
-    let mut steady_state = Vec::new();
-    for size in pg::SIZES {
-        let set = rt.block_on(PgSet::build(&db, size))?;
-        steady_state.push(steady_state_probe(rt, &set, size)?);
-        for tasks in pg::TASKS {
-            let name = pg::case_name(size, tasks);
-            if !args.selects(&format!("postgres/{name}")) {
-                continue;
-            }
-            eprintln!("postgres {name} ...");
-            let before = set.ours.pool().statistics();
-            let runners = [
-                runner("ours", &set.ours),
-                runner("dedicated", &set.dedicated),
-                runner("deadpool", &set.deadpool),
-                runner("bb8", &set.bb8),
-            ];
-            let plan = Plan {
-                tasks,
-                rounds: settings.rounds,
-                round: Duration::from_millis(settings.postgres_round_ms),
-                warm: Duration::from_millis(settings.warm_ms),
-                sample_every: settings.postgres_sample_every,
-            };
-            let mut case = run_case(rt, name, "", size, &runners, plan)?;
-            case.ours_statistics = Some(OursDuringCase::between(
-                &before,
-                &set.ours.pool().statistics(),
-            ));
-            cases.push(case);
-        }
-        rt.block_on(async move { drop(set) });
-    }
-    eprintln!("warm-up ...");
-    let pause = Duration::from_millis(50);
-    let warm_up = time_alternating(
-        settings.warm_up_rounds,
-        pause,
-        vec![
-            ("ours", Box::new(|| rt.block_on(pg::warm_up_ours(&db)))),
-            (
-                "by_hand",
-                Box::new(|| rt.block_on(pg::warm_up_by_hand(&db, false))),
-            ),
-            (
-                "by_hand_validated",
-                Box::new(|| rt.block_on(pg::warm_up_by_hand(&db, true))),
-            ),
-        ],
-    )?;
-    Ok(PostgresReport {
-        server_version: db.server_version().to_owned(),
-        query: "SELECT 1 (simple protocol)",
-        cases,
-        steady_state,
-        warm_up,
-    })
-}
-
-/// Runs ours for a moment, then again at once, and returns what its
-/// counters did during the second run: checkout must add no round trip to
-/// connections used moments ago.
-fn steady_state_probe(rt: &Runtime, set: &PgSet, size: usize) -> Result<SteadyState, OpError> {
-    const TASKS: usize = 8;
-    const RUN_MS: u64 = 300;
-    run_for(rt, &set.ours, TASKS, Duration::from_millis(100), 1)?;
-    let before = set.ours.pool().statistics();
-    run_for(rt, &set.ours, TASKS, Duration::from_millis(RUN_MS), 1)?;
-    Ok(SteadyState {
-        size,
-        tasks: TASKS,
-        run_ms: RUN_MS,
-        statistics: OursDuringCase::between(&before, &set.ours.pool().statistics()),
-    })
+    Ok(report.comparison.as_ref().map_or(0, |c| c.regressions))
 }

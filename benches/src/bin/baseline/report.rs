@@ -1,14 +1,17 @@
 //! The baseline file: its shape, the flat list of ratios that compare mode
-//! checks, the goals of the issue with where we stand, the machine, and a
-//! Markdown rendering of the tables.
+//! checks, the goals of the issue with where we stand, and the machine.
+//! The Markdown rendering of the tables is in `tables.rs`.
+//!
+//! Every ratio's key is `{case key}/{metric}` (see `cases.rs`), so compare
+//! mode can tell which case to measure again from a ratio alone.
 
-use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use crate::cases::{acquire_key, postgres_key, LEAK_DETECTION_KEY, WARM_UP_KEY};
+use crate::compare::ComparisonReport;
 use crate::measure::{AlternatingReport, CaseReport, OursDuringCase};
-use crate::tables::acquire_table;
 
 /// Bumped when the meaning of a field changes.
 pub(crate) const SCHEMA: u32 = 1;
@@ -138,13 +141,24 @@ pub(crate) struct SteadyState {
     pub(crate) statistics: OursDuringCase,
 }
 
+/// Which way a ratio is better for us.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Better {
+    /// Throughput ratios: ours over theirs.
+    Higher,
+    /// Latency and time ratios: ours over theirs.
+    Lower,
+}
+
 /// One ratio, flat, for compare mode.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct Ratio {
+    /// `{case key}/{metric}`, e.g. `acquire/hold/w64s16/ops_vs_bb8`.
     pub(crate) key: String,
     pub(crate) value: f64,
-    /// `higher` or `lower`: which way is better for us.
-    pub(crate) better: &'static str,
+    /// `higher` or `lower` in the file: which way is better for us.
+    pub(crate) better: Better,
     /// Whether compare mode checks it (throughput ratios and the warm-up
     /// ratio; tail ratios are reported but too noisy to gate on).
     pub(crate) compared: bool,
@@ -176,6 +190,48 @@ pub(crate) struct Report {
     pub(crate) postgres: Option<PostgresReport>,
     pub(crate) ratios: Vec<Ratio>,
     pub(crate) goals: Vec<Goal>,
+    /// Compare mode only: every compared ratio against the baseline, with
+    /// the values of the confirmation reruns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) comparison: Option<ComparisonReport>,
+}
+
+/// The ratios of one case whose key is `case_key`: ours over each other
+/// contender, throughput (compared) and p99 (reported only).
+pub(crate) fn case_ratios(case_key: &str, case: &CaseReport) -> Vec<Ratio> {
+    case.ours_vs
+        .iter()
+        .flat_map(|versus| {
+            [
+                Ratio {
+                    key: format!("{case_key}/ops_vs_{}", versus.other),
+                    value: versus.ops_ratio,
+                    better: Better::Higher,
+                    compared: true,
+                },
+                Ratio {
+                    key: format!("{case_key}/p99_vs_{}", versus.other),
+                    value: versus.p99_ratio,
+                    better: Better::Lower,
+                    compared: false,
+                },
+            ]
+        })
+        .collect()
+}
+
+/// The ratios of the warm-up comparison: our time over each other way's.
+pub(crate) fn warm_up_ratios(warm_up: &AlternatingReport) -> Vec<Ratio> {
+    warm_up
+        .ours_vs
+        .iter()
+        .map(|(other, value)| Ratio {
+            key: format!("{WARM_UP_KEY}/time_vs_{other}"),
+            value: *value,
+            better: Better::Lower,
+            compared: true,
+        })
+        .collect()
 }
 
 pub(crate) fn now_rfc3339() -> String {
@@ -186,38 +242,15 @@ impl Report {
     /// Fills `ratios` and `goals` from the measurements.
     pub(crate) fn derive(&mut self) {
         let mut ratios = Vec::new();
-        let mut push_case = |prefix: String, case: &CaseReport| {
-            for versus in &case.ours_vs {
-                ratios.push(Ratio {
-                    key: format!("{prefix}/ops_vs_{}", versus.other),
-                    value: versus.ops_ratio,
-                    better: "higher",
-                    compared: true,
-                });
-                ratios.push(Ratio {
-                    key: format!("{prefix}/p99_vs_{}", versus.other),
-                    value: versus.p99_ratio,
-                    better: "lower",
-                    compared: false,
-                });
-            }
-        };
         for case in &self.acquire {
-            push_case(format!("acquire/{}/{}", case.shape, case.case), case);
+            ratios.extend(case_ratios(&acquire_key(case.shape, &case.case), case));
         }
-        push_case("leak_detection/site".to_owned(), &self.leak_detection);
+        ratios.extend(case_ratios(LEAK_DETECTION_KEY, &self.leak_detection));
         if let Some(pg) = &self.postgres {
             for case in &pg.cases {
-                push_case(format!("postgres/{}", case.case), case);
+                ratios.extend(case_ratios(&postgres_key(&case.case), case));
             }
-            for (other, value) in &pg.warm_up.ours_vs {
-                ratios.push(Ratio {
-                    key: format!("postgres/warm_up/time_vs_{other}"),
-                    value: *value,
-                    better: "lower",
-                    compared: true,
-                });
-            }
+            ratios.extend(warm_up_ratios(&pg.warm_up));
         }
         self.ratios = ratios;
         self.goals = self.goals();
@@ -339,112 +372,5 @@ impl Report {
             1000.0,
         );
         goals
-    }
-
-    /// The tables, in Markdown.
-    pub(crate) fn markdown(&self) -> Result<String, std::fmt::Error> {
-        let mut out = String::new();
-        writeln!(
-            out,
-            "Collected {} on {} ({} cores, load {} → {}), {}; {} rounds per contender.\n",
-            self.date,
-            self.machine.cpu_model,
-            self.machine.cores,
-            self.machine.load_average_start,
-            self.machine.load_average_end,
-            self.machine.rustc,
-            self.settings.rounds,
-        )?;
-        if !self.note.is_empty() {
-            writeln!(out, "> {}\n", self.note)?;
-        }
-        writeln!(out, "#### Acquire + release (no I/O)\n")?;
-        acquire_table(&mut out, &self.acquire, &["floor", "deadpool", "bb8"])?;
-        writeln!(
-            out,
-            "\n#### Leak detection (w1s4, release; ratio = `site` over the other)\n"
-        )?;
-        acquire_table(
-            &mut out,
-            std::slice::from_ref(&self.leak_detection),
-            &["off", "backtrace"],
-        )?;
-        if let Some(pg) = &self.postgres {
-            writeln!(
-                out,
-                "\n#### PostgreSQL {}, `{}`\n",
-                pg.server_version, pg.query
-            )?;
-            acquire_table(&mut out, &pg.cases, &["dedicated", "deadpool", "bb8"])?;
-            writeln!(
-                out,
-                "\n| case | validations on checkout | connections opened | acquisitions | waited |"
-            )?;
-            writeln!(out, "|---|---|---|---|---|")?;
-            for case in &pg.cases {
-                if let Some(s) = &case.ours_statistics {
-                    writeln!(
-                        out,
-                        "| {} | {} | {} | {} | {} |",
-                        case.case,
-                        s.validations,
-                        s.connections_opened,
-                        s.acquisitions,
-                        s.acquisitions_waited
-                    )?;
-                }
-            }
-            writeln!(
-                out,
-                "\nSteady state (a run right after another, no idle gap):\n"
-            )?;
-            writeln!(
-                out,
-                "| case | acquisitions | validations on checkout |\n|---|---|---|"
-            )?;
-            for probe in &pg.steady_state {
-                writeln!(
-                    out,
-                    "| s{}w{} | {} | {} |",
-                    probe.size,
-                    probe.tasks,
-                    probe.statistics.acquisitions,
-                    probe.statistics.validations
-                )?;
-            }
-            writeln!(
-                out,
-                "\n#### Warm-up, 10 connections\n\n\
-                 | ours (`PgPool::connect`, validated) | by hand (parallel `connect`) | by hand + `SELECT 1` each | ours / by hand | ours / by hand + `SELECT 1` |\n\
-                 |---|---|---|---|---|\n\
-                 | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} | {:.2} |",
-                pg.warm_up.ms("ours"),
-                pg.warm_up.ms("by_hand"),
-                pg.warm_up.ms("by_hand_validated"),
-                pg.warm_up.ours_vs("by_hand"),
-                pg.warm_up.ours_vs("by_hand_validated"),
-            )?;
-        }
-        writeln!(
-            out,
-            "\n#### Observation\n\n| `statistics()` | `health_check()` |\n|---|---|\n| {:.0} ns | {:.0} ns |",
-            self.observe.statistics_ns, self.observe.health_check_ns
-        )?;
-        writeln!(
-            out,
-            "\n#### Goals\n\n| goal | case | measured | target | met |\n|---|---|---|---|---|"
-        )?;
-        for goal in &self.goals {
-            writeln!(
-                out,
-                "| {} | {} | {:.3} | {} | {} |",
-                goal.goal,
-                goal.case,
-                goal.measured,
-                goal.target,
-                if goal.met { "yes" } else { "**no**" }
-            )?;
-        }
-        Ok(out)
     }
 }

@@ -1,8 +1,119 @@
-//! Markdown tables of the acquire/release cases, with human-scaled units.
+//! The baseline's tables in Markdown (the `.md` beside the JSON, and what
+//! the script copies into `docs/performance.md`), with human-scaled units.
 
 use std::fmt::Write as _;
 
 use crate::measure::CaseReport;
+use crate::report::Report;
+
+impl Report {
+    /// The tables, in Markdown.
+    pub(crate) fn markdown(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        writeln!(
+            out,
+            "Collected {} on {} ({} cores, load {} → {}), {}; {} rounds per contender.\n",
+            self.date,
+            self.machine.cpu_model,
+            self.machine.cores,
+            self.machine.load_average_start,
+            self.machine.load_average_end,
+            self.machine.rustc,
+            self.settings.rounds,
+        )?;
+        if !self.note.is_empty() {
+            writeln!(out, "> {}\n", self.note)?;
+        }
+        writeln!(out, "#### Acquire + release (no I/O)\n")?;
+        acquire_table(&mut out, &self.acquire, &["floor", "deadpool", "bb8"])?;
+        writeln!(
+            out,
+            "\n#### Leak detection (w1s4, release; ratio = `site` over the other)\n"
+        )?;
+        acquire_table(
+            &mut out,
+            std::slice::from_ref(&self.leak_detection),
+            &["off", "backtrace"],
+        )?;
+        if let Some(pg) = &self.postgres {
+            writeln!(
+                out,
+                "\n#### PostgreSQL {}, `{}`\n",
+                pg.server_version, pg.query
+            )?;
+            acquire_table(&mut out, &pg.cases, &["dedicated", "deadpool", "bb8"])?;
+            writeln!(
+                out,
+                "\n| case | validations on checkout | connections opened | acquisitions | waited |"
+            )?;
+            writeln!(out, "|---|---|---|---|---|")?;
+            for case in &pg.cases {
+                if let Some(s) = &case.ours_statistics {
+                    writeln!(
+                        out,
+                        "| {} | {} | {} | {} | {} |",
+                        case.case,
+                        s.validations,
+                        s.connections_opened,
+                        s.acquisitions,
+                        s.acquisitions_waited
+                    )?;
+                }
+            }
+            writeln!(
+                out,
+                "\nSteady state (a run right after another, no idle gap):\n"
+            )?;
+            writeln!(
+                out,
+                "| case | acquisitions | validations on checkout |\n|---|---|---|"
+            )?;
+            for probe in &pg.steady_state {
+                writeln!(
+                    out,
+                    "| s{}w{} | {} | {} |",
+                    probe.size,
+                    probe.tasks,
+                    probe.statistics.acquisitions,
+                    probe.statistics.validations
+                )?;
+            }
+            writeln!(
+                out,
+                "\n#### Warm-up, 10 connections\n\n\
+                 | ours (`PgPool::connect`, validated) | by hand (parallel `connect`) | by hand + `SELECT 1` each | ours / by hand | ours / by hand + `SELECT 1` |\n\
+                 |---|---|---|---|---|\n\
+                 | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} | {:.2} |",
+                pg.warm_up.ms("ours"),
+                pg.warm_up.ms("by_hand"),
+                pg.warm_up.ms("by_hand_validated"),
+                pg.warm_up.ours_vs("by_hand"),
+                pg.warm_up.ours_vs("by_hand_validated"),
+            )?;
+        }
+        writeln!(
+            out,
+            "\n#### Observation\n\n| `statistics()` | `health_check()` |\n|---|---|\n| {:.0} ns | {:.0} ns |",
+            self.observe.statistics_ns, self.observe.health_check_ns
+        )?;
+        writeln!(
+            out,
+            "\n#### Goals\n\n| goal | case | measured | target | met |\n|---|---|---|---|---|"
+        )?;
+        for goal in &self.goals {
+            writeln!(
+                out,
+                "| {} | {} | {:.3} | {} | {} |",
+                goal.goal,
+                goal.case,
+                goal.measured,
+                goal.target,
+                if goal.met { "yes" } else { "**no**" }
+            )?;
+        }
+        Ok(out)
+    }
+}
 
 /// One row per case: ours' throughput, ratios to each other contender,
 /// fairness, p99s.
