@@ -215,7 +215,12 @@ impl Seats {
                 // the return's histogram bucket too.
                 bump_owned(&entry.returns, 1, Ordering::Release);
                 entry.lent_id.store(0, Ordering::Release);
-                entry.reported.swap(false, Ordering::AcqRel)
+                // A load first: a lending is almost never reported, and a
+                // plain load keeps the return free of another locked
+                // instruction. A report racing with this return may go
+                // without its "returned" event (see `scan_leaks`).
+                entry.reported.load(Ordering::Acquire)
+                    && entry.reported.swap(false, Ordering::AcqRel)
             }
             None => false,
         }
@@ -237,7 +242,8 @@ impl Seats {
 
     /// Lendings held at least `timeout_ms` that were not reported yet (and
     /// not exempted); marks them reported. A lending that is returned during
-    /// the scan may be reported once more or once less: never twice.
+    /// the scan may be reported once more or once less (never twice), and
+    /// such a report may then go without its "returned" event.
     pub(crate) fn scan_leaks(&self, now_ms: u64, timeout_ms: u64) -> Vec<Suspect> {
         let mut suspects = Vec::new();
         for entry in self.seats.iter() {

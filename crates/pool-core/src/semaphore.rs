@@ -48,7 +48,7 @@ use std::pin::Pin;
 use std::sync::Arc as StdArc;
 use std::task::{Context, Poll, Waker};
 
-use crate::sync::{AtomicU64, AtomicUsize, Mutex, Ordering};
+use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 mod queue;
 
@@ -81,10 +81,20 @@ struct Waitlist {
     queue: WaitQueue,
 }
 
+/// A flag on a cache line of its own: written once (on close), read on
+/// every return of a connection. Reading the state word instead would pull
+/// the line every acquire and release writes into the reader's cache.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct ColdFlag(AtomicBool);
+
 /// A counting semaphore with a FIFO queue of waiters.
 #[derive(Debug)]
 pub(crate) struct Semaphore {
     state: AtomicUsize,
+    /// `CLOSED`, mirrored away from `state` for cheap reads; set under the
+    /// lock together with it.
+    closed: ColdFlag,
     waitlist: Mutex<Waitlist>,
     /// One past the ticket of the last waiter handed a permit (0: none).
     /// Written under the lock with `Release` when the front waiter is
@@ -106,6 +116,7 @@ impl Semaphore {
     pub(crate) fn new(permits: usize) -> Self {
         Self {
             state: AtomicUsize::new(permits * PERMIT),
+            closed: ColdFlag::default(),
             waitlist: Mutex::new(Waitlist::default()),
             granted_below: AtomicU64::new(0),
             waiting: AtomicU64::new(0),
@@ -157,8 +168,13 @@ impl Semaphore {
         self.state.load(Ordering::Acquire) / PERMIT
     }
 
+    /// Whether [`Self::close`] was called. `SeqCst`, with the store in
+    /// `close`: a caller that published something (a connection pushed to
+    /// the idle queue) and then reads `false` is ordered before the close,
+    /// whose drain then sees what it published.
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
-        self.state.load(Ordering::Acquire) & CLOSED != 0
+        self.closed.0.load(Ordering::SeqCst)
     }
 
     /// Takes a permit if one is free and nobody is queued. Never waits.
@@ -267,6 +283,7 @@ impl Semaphore {
     pub(crate) fn close(&self) {
         let mut list = self.waitlist.lock();
         self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        self.closed.0.store(true, Ordering::SeqCst);
         let wakers: Vec<Waker> = list.queue.take_wakers();
         self.after_queue_change(&list);
         drop(list);
