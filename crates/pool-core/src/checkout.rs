@@ -276,7 +276,7 @@ async fn take_permit<M: Manager>(
         Err(TryAcquireError::NoPermits) => {}
     }
     let metrics = &shared.stats.metrics;
-    metrics.pending(shared.semaphore.waiting() + 1);
+    metrics.pending(|| shared.semaphore.waiting() + 1);
     let result = {
         let acquire = shared.semaphore.acquire_until(deadline_us);
         tokio::pin!(acquire);
@@ -292,7 +292,7 @@ async fn take_permit<M: Manager>(
         }
     };
     phase.set(Phase::Wait);
-    metrics.pending(shared.semaphore.waiting());
+    metrics.pending(|| shared.semaphore.waiting());
     result
 }
 

@@ -129,9 +129,11 @@ mod enabled {
             self.opening.set(gauges.opening as f64);
         }
 
+        /// `waiting` is called only with the feature on: without it, the
+        /// queue length (a load of a line the releasers write) is not read.
         #[inline]
-        pub(crate) fn pending(&self, waiting: u64) {
-            self.pending.set(waiting as f64);
+        pub(crate) fn pending(&self, waiting: impl FnOnce() -> u64) {
+            self.pending.set(waiting() as f64);
         }
 
         #[inline]
@@ -231,7 +233,7 @@ mod disabled {
         #[inline(always)]
         pub(crate) fn connections(&self, _gauges: GaugeReading) {}
         #[inline(always)]
-        pub(crate) fn pending(&self, _waiting: u64) {}
+        pub(crate) fn pending(&self, _waiting: impl FnOnce() -> u64) {}
         #[inline(always)]
         pub(crate) fn acquired(&self, _wait: Duration) {}
         #[inline(always)]

@@ -217,7 +217,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn publish_gauges(&self, health: Option<HealthState>) {
         let metrics = &self.stats.metrics;
         metrics.connections(self.stats.gauges.read());
-        metrics.pending(self.semaphore.waiting());
+        metrics.pending(|| self.semaphore.waiting());
         if let Some(verdict) = health {
             metrics.health(verdict);
         }
