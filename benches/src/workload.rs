@@ -7,9 +7,9 @@
 //!   histogram (no sharing on the hot path); the baseline runner.
 //!
 //! The deadline of [`run_for`] is kept by a plain OS thread that sleeps and
-//! then raises a flag: a task whose operation never returns `Pending` (our
-//! pool does not consume tokio's cooperative budget) would keep a worker
-//! busy forever, and a tokio timer might then never fire.
+//! then raises a flag: a task whose operation never returns `Pending` (a
+//! pool that does not consume tokio's cooperative budget, like bb8's) would
+//! keep a worker busy forever, and a tokio timer might then never fire.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -68,8 +68,8 @@ pub struct Run {
     pub elapsed: Duration,
     /// Operations completed by each task.
     pub per_task: Vec<u64>,
-    /// Latency of the sampled operations (nanoseconds): one in
-    /// `sample_every`, counting from each task's first.
+    /// Latency of the sampled operations (nanoseconds): about one in
+    /// `sample_every`, at random gaps (see [`run_for`]).
     pub latency: Histogram<u64>,
 }
 
@@ -86,9 +86,16 @@ impl Run {
 }
 
 /// Runs `contender` with `tasks` tasks for `duration`. Each task records the
-/// latency of one operation in `sample_every` (a power of two; 1 records
-/// them all), taking the clock only for those. Blocks the calling thread,
-/// which must not be one of `rt`'s workers.
+/// latency of about one operation in `sample_every` (1 records them all),
+/// taking the clock only for those. Blocks the calling thread, which must
+/// not be one of `rt`'s workers.
+///
+/// The gaps between sampled operations are random (uniform in
+/// `1 ..= 2 * sample_every - 1`), not a fixed stride: tokio makes a task
+/// yield once it has spent its cooperative budget (128 operations), so a
+/// fixed power-of-two stride samples either every such yield or none of
+/// them, and the p99 of one contender then depends on where its yields fall
+/// modulo the stride rather than on how it behaves.
 pub fn run_for<C: Contender>(
     rt: &tokio::runtime::Runtime,
     contender: &C,
@@ -96,7 +103,7 @@ pub fn run_for<C: Contender>(
     duration: Duration,
     sample_every: u64,
 ) -> Result<Run, OpError> {
-    let mask = sample_every.max(1).next_power_of_two() - 1;
+    let sample_every = sample_every.max(1);
     let stop = Arc::new(AtomicBool::new(false));
     // Allocated before the clock starts.
     let histograms = (0..tasks.max(1))
@@ -106,15 +113,19 @@ pub fn run_for<C: Contender>(
     rt.block_on(async {
         let handles: Vec<_> = histograms
             .into_iter()
-            .map(|mut histogram| {
+            .enumerate()
+            .map(|(index, mut histogram)| {
                 let contender = contender.clone();
                 let stop = Arc::clone(&stop);
                 let gate = Arc::clone(&gate);
+                let mut gaps = Gaps::new(sample_every, index as u64 + 1);
                 tokio::spawn(async move {
                     gate.wait().await;
                     let mut done: u64 = 0;
+                    let mut next_sample = 0;
                     while !stop.load(Ordering::Relaxed) {
-                        if done & mask == 0 {
+                        if done == next_sample {
+                            next_sample = done + gaps.next();
                             let op_started = Instant::now();
                             contender.op().await?;
                             let nanos = op_started.elapsed().as_nanos();
@@ -173,4 +184,32 @@ pub fn run_for<C: Contender>(
             }),
         }
     })
+}
+
+/// Random gaps between sampled operations, with mean `sample_every`
+/// (xorshift64*, seeded per task; 1 samples every operation).
+struct Gaps {
+    state: u64,
+    sample_every: u64,
+}
+
+impl Gaps {
+    fn new(sample_every: u64, seed: u64) -> Self {
+        Self {
+            state: seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+            sample_every,
+        }
+    }
+
+    /// The next gap, uniform in `1 ..= 2 * sample_every - 1`.
+    fn next(&mut self) -> u64 {
+        if self.sample_every == 1 {
+            return 1;
+        }
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        let random = self.state.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        1 + random % (2 * self.sample_every - 1)
+    }
 }
