@@ -44,6 +44,7 @@ impl<C> Conn<C> {
     pub(crate) fn retire(mut self, reason: RetireReason) {
         tracing::debug!(
             target: "pool_core::recycle",
+            pool = %self.slot.pool(),
             connection_id = self.id,
             reason = reason.as_str(),
             age_ms = self.created_at.elapsed().as_millis() as u64,

@@ -97,7 +97,7 @@ fn capacity_returned_during_a_hand_off_never_exceeds_max_size() {
         // `Stats` holds the histograms: too big for loom's default stack.
         let big_stack = thread::Builder::new().stack_size(32 << 20);
         let model = big_stack.spawn(|| {
-            let stats = Arc::new(Stats::new(1, crate::metrics::Metrics::new("loom", 0, 1)));
+            let stats = Arc::new(Stats::new("loom", 0, 1));
             let mut first = Slot::try_open(&stats, 1).expect("room for one");
             first.set(SlotState::InUse);
             let contender = {

@@ -51,10 +51,16 @@ pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) -> JoinHandle<()> {
     let leak_scan = config
         .leak_detection_active()
         .then(|| leak::scan_interval(config.leak_detection_timeout));
-    tokio::spawn(run(weak, config.maintenance_interval, leak_scan))
+    let pool = config.name.clone();
+    tokio::spawn(run(weak, pool, config.maintenance_interval, leak_scan))
 }
 
-async fn run<M: Manager>(weak: Weak<Shared<M>>, interval: Duration, leak_scan: Option<Duration>) {
+async fn run<M: Manager>(
+    weak: Weak<Shared<M>>,
+    pool: String,
+    interval: Duration,
+    leak_scan: Option<Duration>,
+) {
     let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // With leak detection off this ticker never fires (a day is beyond any
@@ -82,7 +88,7 @@ async fn run<M: Manager>(weak: Weak<Shared<M>>, interval: Duration, leak_scan: O
             Round::LeakScan => {}
         }
     }
-    tracing::debug!(target: "pool_core::maintenance", "maintenance task stopped");
+    tracing::debug!(target: "pool_core::maintenance", pool = %pool, "maintenance task stopped");
 }
 
 /// One maintenance round. Public to the crate so `Pool::run_maintenance`

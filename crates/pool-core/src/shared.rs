@@ -26,7 +26,6 @@ use crate::error::ConnectionError;
 use crate::health::{assess, HealthInputs, HealthState, HealthStatus, RECENT_ERROR_WINDOW};
 use crate::idle::{Conn, IdleQueue};
 use crate::manager::Manager;
-use crate::metrics::Metrics;
 use crate::reconnect::Recovery;
 use crate::recycle::RetireReason;
 use crate::semaphore::Semaphore;
@@ -78,10 +77,7 @@ pub(crate) struct Shared<M: Manager> {
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: PoolConfig) -> Self {
         let max_size = config.max_size as usize;
-        let stats = Arc::new(Stats::new(
-            max_size,
-            Metrics::new(&config.name, config.min_size, config.max_size),
-        ));
+        let stats = Arc::new(Stats::new(&config.name, config.min_size, config.max_size));
         let state = StateCell::new(&config.name, Arc::clone(&stats));
         Self {
             manager,

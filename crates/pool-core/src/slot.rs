@@ -154,6 +154,11 @@ impl Slot {
         self.seat
     }
 
+    /// The name of the pool this slot belongs to, for log events.
+    pub(crate) fn pool(&self) -> &str {
+        &self.stats.pool
+    }
+
     /// Records why this connection is being closed.
     pub(crate) fn set_close_reason(&mut self, reason: RetireReason) {
         self.close_reason = reason;
@@ -184,7 +189,7 @@ mod tests {
 
     #[test]
     fn slots_move_between_states_and_give_capacity_back_on_drop() {
-        let stats = Arc::new(Stats::new(2, crate::metrics::Metrics::new("test", 0, 2)));
+        let stats = Arc::new(Stats::new("test", 0, 2));
         let mut a = Slot::try_open(&stats, 2).expect("room for one");
         let mut b = Slot::try_open(&stats, 2).expect("room for two");
         assert!(

@@ -217,7 +217,7 @@ mod tests {
 
     #[test]
     fn transitions_are_published_to_subscribers() {
-        let stats = Arc::new(Stats::new(1, crate::metrics::Metrics::new("test", 0, 1)));
+        let stats = Arc::new(Stats::new("test", 0, 1));
         let cell = StateCell::new("test", stats);
         let mut rx = cell.subscribe();
         assert!(cell.transition(Healthy, "warm-up done"));

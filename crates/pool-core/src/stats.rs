@@ -67,6 +67,9 @@ impl Peak {
 /// The pool's live statistics. Shared by the pool and every slot.
 #[derive(Debug)]
 pub(crate) struct Stats {
+    /// The pool's name (`PoolConfig::name`), for events that have no
+    /// other way to it (a connection being closed).
+    pub(crate) pool: Box<str>,
     pub(crate) gauges: Gauges,
     /// Which connections are lent out; owned by the slots like the gauges.
     pub(crate) seats: Seats,
@@ -99,12 +102,14 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    /// Statistics (and seats) for a pool of at most `max_size` connections.
-    pub(crate) fn new(max_size: usize, metrics: Metrics) -> Self {
+    /// Statistics (and seats) for the pool `pool` of `min_size` to
+    /// `max_size` connections.
+    pub(crate) fn new(pool: &str, min_size: u32, max_size: u32) -> Self {
         Self {
-            metrics,
+            pool: pool.into(),
+            metrics: Metrics::new(pool, min_size, max_size),
             gauges: Gauges::default(),
-            seats: Seats::new(max_size),
+            seats: Seats::new(max_size as usize),
             closing: AtomicBool::new(false),
             drained: Notify::new(),
             acquisitions_waited: Counter::default(),
