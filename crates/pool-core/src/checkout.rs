@@ -43,6 +43,7 @@ use crate::phase::{timeout_error, CancelTracker, PhaseCell};
 use crate::pool::Pool;
 use crate::reconnect;
 use crate::recycle::{on_checkout, RetireReason};
+use crate::seats::SlowWait;
 use crate::semaphore::{AcquireError, TryAcquireError};
 use crate::shared::{Permit, Shared};
 use crate::slot::Slot;
@@ -186,7 +187,7 @@ impl<M: Manager> Pool<M> {
                 continue;
             }
             shared.stats.record_immediate(now_us / 1000);
-            return Ok(PooledConnection::new(conn, permit, now_us, site));
+            return Ok(PooledConnection::new(conn, permit, now_us, site, None));
         }
         drop(permit);
         Err(PoolError::Exhausted(Box::new(shared.statistics())))
@@ -242,7 +243,7 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
             && !needs_validation(shared, &conn, now_us)
         {
             shared.stats.record_immediate(now_us / 1000);
-            return FastPath::Done(PooledConnection::new(conn, permit, now_us, site));
+            return FastPath::Done(PooledConnection::new(conn, permit, now_us, site, None));
         }
         head_start.conn = Some(conn);
     }
@@ -316,12 +317,20 @@ async fn checkout<M: Manager>(
             return Err(PoolError::Closed);
         }
         let now_us = shared.now_us();
-        shared.stats.record_acquired(
-            waited,
-            Duration::from_micros(now_us.saturating_sub(times.started_us)),
-            now_us / 1000,
-        );
-        Ok(PooledConnection::new(conn, permit, now_us, site.clone()))
+        let wait = SlowWait {
+            queued: waited,
+            micros: now_us.saturating_sub(times.started_us),
+        };
+        shared
+            .stats
+            .record_acquired(Duration::from_micros(wait.micros), now_us / 1000);
+        Ok(PooledConnection::new(
+            conn,
+            permit,
+            now_us,
+            site.clone(),
+            Some(wait),
+        ))
     };
     let mut candidate = head_start.conn;
     let max_size = u64::from(shared.config.max_size);

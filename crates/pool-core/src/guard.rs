@@ -16,6 +16,7 @@ use crate::idle::Conn;
 use crate::leak::{self, Site};
 use crate::manager::Manager;
 use crate::recycle::{on_return, RetireReason};
+use crate::seats::SlowWait;
 use crate::shared::Permit;
 
 /// A connection lent by the pool. Gives it back when dropped.
@@ -30,18 +31,20 @@ pub struct PooledConnection<M: Manager> {
 }
 
 impl<M: Manager> PooledConnection<M> {
-    /// Lends `conn` under `permit`, as of `now_us` (µs since build).
+    /// Lends `conn` under `permit`, as of `now_us` (µs since build), after
+    /// `wait` if it came through the slow path.
     pub(crate) fn new(
         conn: Conn<M::Connection>,
         permit: Permit<M>,
         now_us: u64,
         site: Option<Site>,
+        wait: Option<SlowWait>,
     ) -> Self {
         let shared = permit.shared();
         shared
             .stats
             .seats
-            .lend(conn.slot.seat(), conn.id, now_us / 1000, site);
+            .lend(conn.slot.seat(), conn.id, now_us / 1000, site, wait);
         Self {
             conn: Some(conn),
             permit,

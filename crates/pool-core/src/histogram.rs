@@ -310,16 +310,22 @@ impl LatencyHistogram {
     }
 
     /// The summary of a histogram fed by [`Self::record_uncounted`], whose
-    /// `count` samples summing to `sum_micros` the caller kept. The caller
-    /// loads them (with `Acquire`, after each sample's bucket moved) before
-    /// this scans the buckets.
-    pub(crate) fn summary_counted_by(&self, count: u64, sum_micros: u64) -> LatencySummary {
+    /// `count` samples summing to `sum_micros` the caller kept; `zeros` of
+    /// them are samples of 0 µs that were never recorded here (counted in
+    /// `count`). The caller loads the counts (with `Acquire`, after each
+    /// sample's bucket moved) before this scans the buckets.
+    pub(crate) fn summary_counted_by(
+        &self,
+        count: u64,
+        zeros: u64,
+        sum_micros: u64,
+    ) -> LatencySummary {
         if count == 0 {
             return LatencySummary::default();
         }
         let totals = Totals {
             count,
-            zeros: 0,
+            zeros: zeros.min(count),
             sum_micros,
             max_micros: self.max_micros.load(Ordering::Relaxed),
         };
@@ -327,6 +333,7 @@ impl LatencyHistogram {
     }
 
     /// Samples recorded so far, zeros included.
+    #[cfg(test)]
     pub(crate) fn count(&self) -> u64 {
         self.count
             .load(Ordering::Acquire)

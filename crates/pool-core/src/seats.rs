@@ -8,8 +8,9 @@
 //! into its seat with two relaxed stores; returning it clears one. Shutdown
 //! (and the leak scan) read all seats; they never block the hot path.
 //!
-//! A seat also counts its lendings, its returns and the time its
-//! connections were held. Only the holder of the seat's connection writes
+//! A seat also counts its lendings (and of those, the ones that went
+//! through the slow path, the ones that queued, and their wait), its
+//! returns and the time its connections were held. Only the holder of the seat's connection writes
 //! these (the lender, then the guard; the connection passes between holders
 //! through the idle queue, which orders the writes), so each is a plain
 //! load and store, not a locked read-modify-write, and a snapshot sums them
@@ -54,6 +55,14 @@ struct Seat {
     reported_at: AtomicU64,
     /// Lendings from this seat, ever. Written only by the lender.
     lends: AtomicU64,
+    /// Of those, the lendings from the slow path, whose wait went into the
+    /// wait histogram's bucket; written with `Release` after it.
+    slow_lends: AtomicU64,
+    /// Of those, the lendings whose caller queued for a permit.
+    queued_lends: AtomicU64,
+    /// Sum of the slow-path waits, in µs (each capped like a histogram
+    /// sample).
+    wait_us: AtomicU64,
     /// Returns to this seat, ever. Written only by the returning guard,
     /// with `Release` after the hold time's histogram bucket.
     returns: AtomicU64,
@@ -69,11 +78,26 @@ fn bump_owned(counter: &AtomicU64, by: u64, order: Ordering) {
     counter.store(counter.load(Ordering::Relaxed).wrapping_add(by), order);
 }
 
+/// How long a slow-path acquisition waited, for its seat's counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct SlowWait {
+    /// The caller queued for a permit.
+    pub(crate) queued: bool,
+    /// From the start of `acquire()` to the lending, in µs.
+    pub(crate) micros: u64,
+}
+
 /// The seats' counters summed in one pass (see [`Seats::totals`]).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct SeatTotals {
     /// Lendings: successful acquisitions.
     pub(crate) lends: u64,
+    /// Lendings from the slow path (their waits are in the histogram).
+    pub(crate) slow_lends: u64,
+    /// Lendings whose caller queued.
+    pub(crate) queued_lends: u64,
+    /// Total wait of the slow-path lendings, in µs.
+    pub(crate) wait_us: u64,
     /// Returns: releases.
     pub(crate) returns: u64,
     /// Total hold time of those returns, in µs.
@@ -180,10 +204,32 @@ impl Seats {
     }
 
     #[inline]
-    pub(crate) fn lend(&self, seat: usize, connection_id: u64, now_ms: u64, site: Option<Site>) {
+    pub(crate) fn lend(
+        &self,
+        seat: usize,
+        connection_id: u64,
+        now_ms: u64,
+        site: Option<Site>,
+        wait: Option<SlowWait>,
+    ) {
         if let Some(entry) = self.seats.get(seat) {
             entry.lent_at.store(now_ms + 1, Ordering::Relaxed);
             bump_owned(&entry.lends, 1, Ordering::Relaxed);
+            if let Some(wait) = wait {
+                bump_owned(
+                    &entry.wait_us,
+                    wait.micros.min(MEAN_CAP_MICROS),
+                    Ordering::Relaxed,
+                );
+                bump_owned(
+                    &entry.queued_lends,
+                    u64::from(wait.queued),
+                    Ordering::Relaxed,
+                );
+                // Release: a snapshot that loads this count with Acquire sees
+                // the wait's histogram bucket too.
+                bump_owned(&entry.slow_lends, 1, Ordering::Release);
+            }
             entry.reported.store(false, Ordering::Relaxed);
             entry.long_held.store(false, Ordering::Relaxed);
             if let Some(site) = site {
@@ -275,9 +321,18 @@ impl Seats {
             totals.returns = totals
                 .returns
                 .wrapping_add(entry.returns.load(Ordering::Acquire));
+            totals.slow_lends = totals
+                .slow_lends
+                .wrapping_add(entry.slow_lends.load(Ordering::Acquire));
             totals.lends = totals
                 .lends
                 .wrapping_add(entry.lends.load(Ordering::Relaxed));
+            totals.queued_lends = totals
+                .queued_lends
+                .wrapping_add(entry.queued_lends.load(Ordering::Relaxed));
+            totals.wait_us = totals
+                .wait_us
+                .wrapping_add(entry.wait_us.load(Ordering::Relaxed));
             totals.held_us = totals
                 .held_us
                 .wrapping_add(entry.held_us.load(Ordering::Relaxed));

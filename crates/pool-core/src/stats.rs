@@ -77,10 +77,6 @@ pub(crate) struct Stats {
     /// `drained` (shutdown waits on it).
     pub(crate) closing: AtomicBool,
     pub(crate) drained: Notify,
-    /// Successful acquisitions that queued. Those that did not are the
-    /// rest of `wait_time`'s count, and releases are `hold_time`'s count:
-    /// the hot path moves no counter of its own for either.
-    pub(crate) acquisitions_waited: Counter,
     pub(crate) timeouts: Counter,
     pub(crate) acquires_cancelled: Counter,
     pub(crate) acquire_errors: Counter,
@@ -112,7 +108,6 @@ impl Stats {
             seats: Seats::new(max_size as usize),
             closing: AtomicBool::new(false),
             drained: Notify::new(),
-            acquisitions_waited: Counter::default(),
             timeouts: Counter::default(),
             acquires_cancelled: Counter::default(),
             acquire_errors: Counter::default(),
@@ -151,13 +146,13 @@ impl Stats {
     }
 
     /// Records a successful acquisition from the slow path that waited
-    /// `wait`, at `now_ms` (milliseconds since the pool started).
+    /// `wait`, at `now_ms` (milliseconds since the pool started): the wait
+    /// histogram's bucket only (the lending's seat counts it, see
+    /// `seats.rs`), and the recent window.
     #[inline]
-    pub(crate) fn record_acquired(&self, waited: bool, wait: Duration, now_ms: u64) {
-        if waited {
-            self.acquisitions_waited.incr();
-        }
-        self.wait_time.record(wait);
+    pub(crate) fn record_acquired(&self, wait: Duration, now_ms: u64) {
+        self.wait_time
+            .record_uncounted(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX));
         self.wait_time_recent.record(wait, now_ms);
         self.metrics.acquired(wait);
         self.peak_active.observe(self.gauges.read().in_use);
@@ -182,19 +177,20 @@ pub(crate) struct SnapshotContext {
 impl Stats {
     pub(crate) fn snapshot(&self, ctx: SnapshotContext) -> Statistics {
         let gauges = self.gauges.read();
-        // Derived, not counted (see `acquisitions_waited` and `seats`): the
-        // seats count every lending and return; the wait histogram holds
+        // Derived, not counted (see `seats.rs`): the seats count every
+        // lending (and of those the slow-path ones, the queued ones and
+        // their wait) and every return; the wait histogram's buckets hold
         // only the slow path's samples, and the fast path's zeros are the
-        // rest of the lendings. With acquisitions in flight the split may be
-        // off by those, never negative; at rest it is exact.
+        // rest of the lendings.
         let seats = self.seats.totals();
-        let waited = self.acquisitions_waited.get();
-        let recorded_waits = self.wait_time.count();
-        let total_acquisitions = seats.lends.max(recorded_waits).max(waited);
+        let total_acquisitions = seats.lends;
+        let waited = seats.queued_lends.min(total_acquisitions);
         let immediate = total_acquisitions - waited;
-        let wait_time = self
-            .wait_time
-            .summary_with_zeros(total_acquisitions - recorded_waits);
+        let wait_time = self.wait_time.summary_counted_by(
+            total_acquisitions,
+            total_acquisitions.saturating_sub(seats.slow_lends),
+            seats.wait_us,
+        );
         let closed = |reason: RetireReason| self.closed_by_reason[reason.index()].get();
         Statistics {
             pool: ctx.pool,
@@ -239,7 +235,7 @@ impl Stats {
             create_time: self.create_time.summary(),
             hold_time: self
                 .hold_time
-                .summary_counted_by(seats.returns, seats.held_us),
+                .summary_counted_by(seats.returns, 0, seats.held_us),
             maintenance_runs: self.maintenance_runs.get(),
             leaks_suspected: seats.suspected,
             leaks_reported_total: self.leaks_reported.get(),

@@ -71,7 +71,7 @@ fn an_uncounted_histogram_reports_the_count_and_sum_its_caller_kept() {
     }
     // The histogram itself counted nothing.
     assert_eq!(histogram.count(), 0);
-    let summary = histogram.summary_counted_by(count, sum);
+    let summary = histogram.summary_counted_by(count, 0, sum);
     assert_eq!(summary.count, 4);
     assert_eq!(summary.max_ms, 50.0);
     assert!((summary.mean_ms - 14.0).abs() < 1e-9, "{summary:?}");
@@ -80,7 +80,7 @@ fn an_uncounted_histogram_reports_the_count_and_sum_its_caller_kept() {
         "{summary:?}"
     );
     assert_eq!(summary.p99_ms, 50.0);
-    assert_eq!(histogram.summary_counted_by(0, 0).count, 0);
+    assert_eq!(histogram.summary_counted_by(0, 0, 0).count, 0);
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn a_caller_count_ahead_of_the_buckets_reports_the_max_instead_of_panicking() {
     let histogram = LatencyHistogram::new();
     histogram.record_uncounted(7_000);
     // A return counted whose bucket this scan cannot see (a race).
-    let summary = histogram.summary_counted_by(3, 21_000);
+    let summary = histogram.summary_counted_by(3, 0, 21_000);
     assert_eq!(summary.count, 3);
     assert_eq!(
         (summary.p50_ms, summary.p99_ms, summary.max_ms),
@@ -111,4 +111,18 @@ fn window_zeros_count_in_their_epoch_and_leave_with_it() {
     window.record_zero(61_000);
     let later = window.summary(61_000);
     assert_eq!((later.count, later.max_ms), (1, 0.0));
+}
+
+#[test]
+fn an_uncounted_histogram_with_zeros_kept_by_its_caller_puts_them_first() {
+    let histogram = LatencyHistogram::new();
+    histogram.record_uncounted(20_000);
+    // 99 acquisitions that did not wait, one that waited 20 ms.
+    let summary = histogram.summary_counted_by(100, 99, 20_000);
+    assert_eq!(summary.count, 100);
+    assert_eq!((summary.p50_ms, summary.p95_ms), (0.0, 0.0));
+    assert_eq!((summary.p99_ms, summary.max_ms), (0.0, 20.0));
+    assert!((summary.mean_ms - 0.2).abs() < 1e-9, "{summary:?}");
+    // More zeros claimed than samples: clamped, never a panic.
+    assert_eq!(histogram.summary_counted_by(2, 5, 0).count, 2);
 }
