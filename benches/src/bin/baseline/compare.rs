@@ -73,6 +73,28 @@ impl Verdict {
     }
 }
 
+/// The least tolerance for the ratios of the contended release shape
+/// (`acquire/release/w8s4` and up): two workers checking out and returning
+/// at once with nobody queued, so every shared cache line moves between the
+/// two vCPUs, and the ratios measure where the VM places those vCPUs as
+/// much as the code. Between runs of identical code here they moved by up
+/// to 35 % (ours over the floor at w256s16: 1.75, 1.64, then 1.17, 1.42,
+/// 1.41; at w8s4: 1.79, 1.54, 1.17, 1.41). A convoy like the one fixed in
+/// session 3 (a third of the throughput) still fails it.
+pub(crate) const CONTENDED_RELEASE_TOLERANCE: f64 = 0.40;
+
+/// The tolerance for the ratio `key`: `tolerance`, widened to
+/// [`CONTENDED_RELEASE_TOLERANCE`] for the contended release shape.
+pub(crate) fn tolerance_for(key: &str, tolerance: f64) -> f64 {
+    let contended_release =
+        key.starts_with("acquire/release/") && !key.starts_with("acquire/release/w1s");
+    if contended_release {
+        tolerance.max(CONTENDED_RELEASE_TOLERANCE)
+    } else {
+        tolerance
+    }
+}
+
 /// Whether `value` moved the wrong way from `baseline` by more than
 /// `tolerance` (a fraction).
 pub(crate) fn beyond(better: Better, baseline: f64, value: f64, tolerance: f64) -> bool {
@@ -88,6 +110,7 @@ impl Check {
         let Some(baseline) = self.baseline else {
             return Verdict::New;
         };
+        let tolerance = tolerance_for(&self.key, tolerance);
         let beyond = |&value: &f64| beyond(self.better, baseline, value, tolerance);
         match self.values.split_first() {
             Some((first, rest)) if beyond(first) => {
@@ -258,7 +281,8 @@ impl ComparisonReport {
                 verdict.label()
             )?;
             for (i, &value) in check.values.iter().enumerate().skip(1) {
-                let within = if beyond(check.better, baseline, value, self.tolerance) {
+                let tolerance = tolerance_for(&check.key, self.tolerance);
+                let within = if beyond(check.better, baseline, value, tolerance) {
                     "beyond the tolerance again"
                 } else {
                     "within the tolerance"
@@ -278,14 +302,15 @@ impl ComparisonReport {
              rerun of their case (up to {} each), of which {} only against a peer while \
              ours vs the floor held = {} regression(s) beyond {:.0}%\n\
              (higher-is-better ratios may not fall, lower-is-better ones may not rise, \
-             by more than that)",
+             by more than that; the contended release shape by more than {:.0}%)",
             self.checks.len(),
             self.flagged,
             self.regressions + self.peer_moved,
             self.confirm,
             self.peer_moved,
             self.regressions,
-            self.tolerance * 100.0
+            self.tolerance * 100.0,
+            tolerance_for("acquire/release/w8s4/ops_vs_floor", self.tolerance) * 100.0
         )?;
         Ok(text)
     }
@@ -412,12 +437,8 @@ mod tests {
         let report = ComparisonReport::conclude(
             "baseline.json".to_owned(),
             vec![
-                keyed("acquire/release/w8s4/ops_vs_floor", 1.8, &[1.7]),
-                keyed(
-                    "acquire/release/w8s4/ops_vs_deadpool",
-                    2.9,
-                    &[1.7, 1.8, 1.7],
-                ),
+                keyed("acquire/hold/w8s4/ops_vs_floor", 0.75, &[0.7]),
+                keyed("acquire/hold/w8s4/ops_vs_deadpool", 1.1, &[0.8, 0.85, 0.8]),
                 keyed("postgres/s8w8/ops_vs_dedicated", 0.98, &[0.97]),
                 keyed("postgres/s8w8/ops_vs_bb8", 1.6, &[1.2, 1.2, 1.2]),
             ],
@@ -465,5 +486,28 @@ mod tests {
             ]
         );
         assert_eq!((report.regressions, report.peer_moved), (3, 0));
+    }
+
+    #[test]
+    fn the_contended_release_shape_gets_its_wider_tolerance_and_nothing_else_does() {
+        let wide = keyed(
+            "acquire/release/w256s16/ops_vs_floor",
+            1.75,
+            &[1.2, 1.4, 1.4],
+        );
+        assert_eq!(wide.verdict(TOLERANCE), Verdict::Ok);
+        let convoy = keyed("acquire/release/w64s16/ops_vs_floor", 1.5, &[0.5, 0.5, 0.5]);
+        assert_eq!(convoy.verdict(TOLERANCE), Verdict::Regressed);
+        for key in [
+            "acquire/release/w1s4/ops_vs_floor",
+            "acquire/hold/w256s16/ops_vs_floor",
+            "postgres/s8w64/ops_vs_dedicated",
+        ] {
+            assert_eq!(tolerance_for(key, TOLERANCE), TOLERANCE, "{key}");
+            assert_eq!(
+                keyed(key, 1.0, &[0.8, 0.8, 0.8]).verdict(TOLERANCE),
+                Verdict::Regressed
+            );
+        }
     }
 }
