@@ -316,26 +316,21 @@ impl Seats {
     /// `Acquire`, so the hold-time buckets of every return counted are
     /// visible to a histogram scan that follows.
     pub(crate) fn totals(&self) -> SeatTotals {
+        fn add(total: &mut u64, counter: &AtomicU64, order: Ordering) {
+            *total = total.wrapping_add(counter.load(order));
+        }
         let mut totals = SeatTotals::default();
         for entry in self.seats.iter() {
-            totals.returns = totals
-                .returns
-                .wrapping_add(entry.returns.load(Ordering::Acquire));
-            totals.slow_lends = totals
-                .slow_lends
-                .wrapping_add(entry.slow_lends.load(Ordering::Acquire));
-            totals.lends = totals
-                .lends
-                .wrapping_add(entry.lends.load(Ordering::Relaxed));
-            totals.queued_lends = totals
-                .queued_lends
-                .wrapping_add(entry.queued_lends.load(Ordering::Relaxed));
-            totals.wait_us = totals
-                .wait_us
-                .wrapping_add(entry.wait_us.load(Ordering::Relaxed));
-            totals.held_us = totals
-                .held_us
-                .wrapping_add(entry.held_us.load(Ordering::Relaxed));
+            add(&mut totals.returns, &entry.returns, Ordering::Acquire);
+            add(&mut totals.slow_lends, &entry.slow_lends, Ordering::Acquire);
+            add(&mut totals.lends, &entry.lends, Ordering::Relaxed);
+            add(
+                &mut totals.queued_lends,
+                &entry.queued_lends,
+                Ordering::Relaxed,
+            );
+            add(&mut totals.wait_us, &entry.wait_us, Ordering::Relaxed);
+            add(&mut totals.held_us, &entry.held_us, Ordering::Relaxed);
             if entry.lent_id.load(Ordering::Relaxed) != 0 && entry.reported.load(Ordering::Relaxed)
             {
                 totals.suspected += 1;
