@@ -186,7 +186,6 @@ impl<M: Manager> Pool<M> {
                 conn.retire(reason);
                 continue;
             }
-            shared.stats.record_immediate(now_us / 1000);
             return Ok(PooledConnection::new(conn, permit, now_us, site, None));
         }
         drop(permit);
@@ -242,7 +241,6 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
         if on_checkout(&shared.manager, &mut conn, now_us, shared.generation()).is_none()
             && !needs_validation(shared, &conn, now_us)
         {
-            shared.stats.record_immediate(now_us / 1000);
             return FastPath::Done(PooledConnection::new(conn, permit, now_us, site, None));
         }
         head_start.conn = Some(conn);
@@ -321,9 +319,6 @@ async fn checkout<M: Manager>(
             queued: waited,
             micros: now_us.saturating_sub(times.started_us),
         };
-        shared
-            .stats
-            .record_acquired(Duration::from_micros(wait.micros), now_us / 1000);
         Ok(PooledConnection::new(
             conn,
             permit,

@@ -40,9 +40,9 @@ impl<M: Manager> PooledConnection<M> {
         site: Option<Site>,
         wait: Option<SlowWait>,
     ) -> Self {
-        let shared = permit.shared();
-        shared
-            .stats
+        let stats = &permit.shared().stats;
+        stats.record_lent(now_us / 1000, wait);
+        stats
             .seats
             .lend(conn.slot.seat(), conn.id, now_us / 1000, site, wait);
         Self {
@@ -50,11 +50,6 @@ impl<M: Manager> PooledConnection<M> {
             permit,
             acquired_us: now_us,
         }
-    }
-
-    /// How long it has been held as of `now_us`.
-    fn held_until(&self, now_us: u64) -> Duration {
-        Duration::from_micros(now_us.saturating_sub(self.acquired_us))
     }
 
     /// Records that `conn` comes back at `now_us`: the hold time's
@@ -77,8 +72,12 @@ impl<M: Manager> PooledConnection<M> {
 
     /// How long it has been held until now.
     fn held_now(&self) -> Duration {
-        let shared = self.permit.shared();
-        self.held_until(shared.now_us())
+        Duration::from_micros(
+            self.permit
+                .shared()
+                .now_us()
+                .saturating_sub(self.acquired_us),
+        )
     }
 
     fn conn(&self) -> &Conn<M::Connection> {

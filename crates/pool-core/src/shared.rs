@@ -17,10 +17,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::clock::Clock;
 use arc_swap::ArcSwapOption;
 use tokio::sync::Notify;
 
+use crate::clock::Clock;
 use crate::config::PoolConfig;
 use crate::error::ConnectionError;
 use crate::health::{assess, HealthInputs, HealthState, HealthStatus, RECENT_ERROR_WINDOW};

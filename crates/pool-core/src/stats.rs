@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::histogram::{LatencyHistogram, LatencySummary, WindowedHistogram};
 use crate::metrics::Metrics;
 use crate::recycle::RetireReason;
-use crate::seats::Seats;
+use crate::seats::{Seats, SlowWait};
 use crate::slot::Gauges;
 use tokio::sync::Notify;
 
@@ -134,27 +134,29 @@ impl Stats {
         self.closed_by_reason.iter().map(Counter::get).sum()
     }
 
-    /// Records an acquisition the fast path served at `now_ms` without
-    /// waiting. Not in the all-time wait histogram: a snapshot derives those
-    /// zeros from the seats' lend count. One read-modify-write, for the
-    /// recent window.
+    /// Records a lending at `now_ms` (milliseconds since the pool started),
+    /// after `wait` if it came through the slow path. The guard calls it
+    /// right before the lending's seat counts it (`seats.rs`), so a wait's
+    /// histogram bucket moves before the seat publishes its count.
+    ///
+    /// The fast path's zero wait is not in the all-time wait histogram (a
+    /// snapshot derives those zeros from the seats' lend count): one
+    /// read-modify-write, for the recent window. A slow-path wait moves the
+    /// all-time histogram's bucket only (the seat keeps its count and sum).
     #[inline]
-    pub(crate) fn record_immediate(&self, now_ms: u64) {
-        self.wait_time_recent.record_zero(now_ms);
-        self.metrics.acquired(Duration::ZERO);
-        self.peak_active.observe(self.gauges.read().in_use);
-    }
-
-    /// Records a successful acquisition from the slow path that waited
-    /// `wait`, at `now_ms` (milliseconds since the pool started): the wait
-    /// histogram's bucket only (the lending's seat counts it, see
-    /// `seats.rs`), and the recent window.
-    #[inline]
-    pub(crate) fn record_acquired(&self, wait: Duration, now_ms: u64) {
-        self.wait_time
-            .record_uncounted(u64::try_from(wait.as_micros()).unwrap_or(u64::MAX));
-        self.wait_time_recent.record(wait, now_ms);
-        self.metrics.acquired(wait);
+    pub(crate) fn record_lent(&self, now_ms: u64, wait: Option<SlowWait>) {
+        match wait {
+            None => {
+                self.wait_time_recent.record_zero(now_ms);
+                self.metrics.acquired(Duration::ZERO);
+            }
+            Some(wait) => {
+                let waited = Duration::from_micros(wait.micros);
+                self.wait_time.record_uncounted(wait.micros);
+                self.wait_time_recent.record(waited, now_ms);
+                self.metrics.acquired(waited);
+            }
+        }
         self.peak_active.observe(self.gauges.read().in_use);
     }
 }

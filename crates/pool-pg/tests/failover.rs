@@ -250,6 +250,13 @@ async fn a_demoted_primary_is_left_at_its_first_refused_write_with_every_connect
     println!("demotion: first successful write {recovered:?} after the demotion took effect");
 }
 
+/// The refused write cost no connection: nothing evicted, nothing closed.
+fn assert_nothing_closed(pool: &PgPool) {
+    let statistics = pool.statistics();
+    assert_eq!(statistics.closed_by_reason.evicted, 0, "{statistics:?}");
+    assert_eq!(statistics.connections_closed, 0, "{statistics:?}");
+}
+
 /// A pool on one server, the refused write, and what it cost.
 async fn refused_write_on_one_server(
     app: &str,
@@ -295,10 +302,8 @@ async fn a_write_refused_inside_the_callers_own_read_only_transaction_keeps_the_
         })
     })
     .await;
-    let statistics = pool.statistics();
-    assert_eq!(statistics.closed_by_reason.evicted, 0, "{statistics:?}");
-    assert_eq!(statistics.connections_closed, 0, "{statistics:?}");
-    assert_eq!(statistics.idle_connections, 2);
+    assert_nothing_closed(&pool);
+    assert_eq!(pool.statistics().idle_connections, 2);
     // The same session serves the next caller (FIFO idle queue: the other
     // connection first, then this one).
     let a = pool.acquire().await.expect("acquire");
@@ -326,9 +331,7 @@ async fn a_write_refused_after_begin_read_only_sent_as_text_keeps_the_connection
         })
     })
     .await;
-    let statistics = pool.statistics();
-    assert_eq!(statistics.closed_by_reason.evicted, 0, "{statistics:?}");
-    assert_eq!(statistics.connections_closed, 0, "{statistics:?}");
+    assert_nothing_closed(&pool);
 }
 
 #[tokio::test]
@@ -348,9 +351,7 @@ async fn a_write_refused_after_set_transaction_read_only_keeps_the_connection() 
         })
     })
     .await;
-    let statistics = pool.statistics();
-    assert_eq!(statistics.closed_by_reason.evicted, 0, "{statistics:?}");
-    assert_eq!(statistics.connections_closed, 0, "{statistics:?}");
+    assert_nothing_closed(&pool);
 }
 
 #[tokio::test]
