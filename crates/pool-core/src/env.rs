@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::config::PoolConfig;
+use crate::config::{PoolConfig, MAX_DURATION};
 use crate::error::{ConfigError, ConfigIssue};
 
 /// How one variable is parsed into one field.
@@ -235,7 +235,7 @@ impl PoolConfig {
                     set(&mut config, value.to_owned());
                     Ok(())
                 }
-                None => Err(unknown_variable(key, value, also_known)),
+                None => Err(unknown_variable(key, also_known)),
             };
             if let Err(issue) = applied {
                 unparsed.push(issue.field);
@@ -257,13 +257,27 @@ impl PoolConfig {
     }
 }
 
+/// Whether `value` is a whole number too large for a `u64` (rather than
+/// not a number at all).
+fn overflows(value: &str) -> bool {
+    matches!(
+        value.parse::<u64>().map_err(|error| *error.kind()),
+        Err(std::num::IntErrorKind::PosOverflow)
+    )
+}
+
 fn parse_count(variable: &str, field: &'static str, value: &str) -> Result<u64, ConfigIssue> {
     value.parse::<u64>().map_err(|_| {
+        let problem = if overflows(value) {
+            format!("{variable} ({value:?}) is out of range")
+        } else {
+            format!("{variable} ({value:?}) is not a whole number")
+        };
         ConfigIssue::new(
             field,
             variable,
             value,
-            format!("{variable} ({value:?}) is not a whole number"),
+            problem,
             format!("set {variable} to a whole number such as 10"),
         )
     })
@@ -288,17 +302,27 @@ fn parse_ms(variable: &str, field: &'static str, value: &str) -> Result<Duration
         .parse::<u64>()
         .map(Duration::from_millis)
         .map_err(|_| {
+            let problem = if overflows(value) {
+                format!(
+                    "{variable} ({value:?}) is out of range (at most {} ms)",
+                    MAX_DURATION.as_millis()
+                )
+            } else {
+                format!("{variable} ({value:?}) is not a whole number of milliseconds")
+            };
             ConfigIssue::new(
                 field,
                 variable,
                 value,
-                format!("{variable} ({value:?}) is not a whole number of milliseconds"),
+                problem,
                 format!("set {variable} to milliseconds without a unit, e.g. {variable}=5000"),
             )
         })
 }
 
-fn unknown_variable(variable: &str, value: &str, also_known: &[&str]) -> ConfigIssue {
+/// The value of an unknown variable is never kept: it may be a secret
+/// (`POOL_PASSWORD=...`).
+fn unknown_variable(variable: &str, also_known: &[&str]) -> ConfigIssue {
     let known: Vec<&str> = POOL_VARIABLES.iter().chain(also_known).copied().collect();
     let nearest = known
         .iter()
@@ -308,7 +332,7 @@ fn unknown_variable(variable: &str, value: &str, also_known: &[&str]) -> ConfigI
     ConfigIssue::new(
         "unknown",
         variable,
-        value,
+        "<not shown>",
         format!("{variable} is not a setting of this pool"),
         format!(
             "did you mean {nearest}? Known variables: {}; unset {variable} otherwise",

@@ -73,6 +73,42 @@ impl PoolConfig {
             self.maintenance_interval,
             false,
         );
+        check_duration(
+            &mut issues,
+            "reconnect_initial_delay",
+            self.reconnect_initial_delay,
+            false,
+        );
+        check_duration(
+            &mut issues,
+            "reconnect_max_delay",
+            self.reconnect_max_delay,
+            false,
+        );
+        if self.reconnect_max_delay < self.reconnect_initial_delay
+            && !self.reconnect_max_delay.is_zero()
+            && self.reconnect_initial_delay <= MAX_DURATION
+        {
+            issues.push(ConfigIssue::new(
+                "reconnect_max_delay",
+                "POOL_RECONNECT_MAX_DELAY_MS",
+                format!("{}ms", self.reconnect_max_delay.as_millis()),
+                format!(
+                    "reconnect_max_delay ({} ms) must be >= reconnect_initial_delay ({} ms)",
+                    self.reconnect_max_delay.as_millis(),
+                    self.reconnect_initial_delay.as_millis()
+                ),
+                "increase POOL_RECONNECT_MAX_DELAY_MS or reduce POOL_RECONNECT_INITIAL_DELAY_MS"
+                    .to_owned(),
+            ));
+        }
+        // Zero documentedly turns leak detection off.
+        check_duration(
+            &mut issues,
+            "leak_detection_timeout",
+            self.leak_detection_timeout,
+            true,
+        );
         if self.max_lifetime_jitter_percent > MAX_LIFETIME_JITTER_PERCENT {
             issues.push(ConfigIssue::new(
                 "max_lifetime_jitter_percent",

@@ -198,3 +198,101 @@ fn the_pool_name_comes_from_pool_name_and_must_be_a_safe_label() {
         );
     }
 }
+
+#[test]
+fn reconnect_delays_of_zero_are_refused_because_they_would_reconnect_in_a_hot_loop() {
+    let err = PoolConfig::from_iter([
+        ("POOL_RECONNECT_INITIAL_DELAY_MS", "0"),
+        ("POOL_RECONNECT_MAX_DELAY_MS", "0"),
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("reconnect_initial_delay (0 ms) must be between 1 ms"),
+        "{text}"
+    );
+    assert!(
+        text.contains("reconnect_max_delay (0 ms) must be between 1 ms"),
+        "{text}"
+    );
+    assert!(text.contains("POOL_RECONNECT_INITIAL_DELAY_MS"), "{text}");
+}
+
+#[test]
+fn a_max_reconnect_delay_below_the_initial_one_is_refused() {
+    let err = PoolConfig::default()
+        .reconnect_delays(Duration::from_secs(10), Duration::from_secs(1))
+        .validate()
+        .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(
+            "reconnect_max_delay (1000 ms) must be >= reconnect_initial_delay (10000 ms)"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("increase POOL_RECONNECT_MAX_DELAY_MS"),
+        "{text}"
+    );
+}
+
+#[test]
+fn huge_delays_are_refused_instead_of_panicking_later() {
+    let config = PoolConfig::default()
+        .reconnect_delays(Duration::MAX, Duration::MAX)
+        .leak_detection_timeout(Duration::MAX);
+    let err = config.validate().unwrap_err();
+    let fields: Vec<&str> = err.issues().iter().map(|issue| issue.field).collect();
+    assert_eq!(
+        fields,
+        [
+            "reconnect_initial_delay",
+            "reconnect_max_delay",
+            "leak_detection_timeout"
+        ],
+        "{err}"
+    );
+}
+
+#[test]
+fn a_leak_detection_timeout_of_zero_means_off_and_is_valid() {
+    let config = PoolConfig::from_iter([("POOL_LEAK_DETECTION_TIMEOUT_MS", "0")]).unwrap();
+    assert!(!config.leak_detection_active());
+    let err = PoolConfig::from_iter([("POOL_LEAK_DETECTION_TIMEOUT_MS", "86400001")]).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("leak_detection_timeout (86400001 ms) must be between 0 ms and 86400000 ms"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_number_too_large_for_any_setting_is_out_of_range_not_a_non_number() {
+    let err = PoolConfig::from_iter([
+        ("POOL_ACQUIRE_TIMEOUT_MS", "99999999999999999999999"),
+        ("POOL_MAX_QUERIES", "184467440737095516160"),
+    ])
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("POOL_ACQUIRE_TIMEOUT_MS (\"99999999999999999999999\") is out of range"),
+        "{text}"
+    );
+    assert!(
+        text.contains("POOL_MAX_QUERIES (\"184467440737095516160\") is out of range"),
+        "{text}"
+    );
+    assert!(!text.contains("not a whole number"), "{text}");
+}
+
+#[test]
+fn an_unknown_variable_is_reported_without_its_value() {
+    let err = PoolConfig::from_iter([("POOL_PASSWORD", "hunter2-secret")]).unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("POOL_PASSWORD is not a setting"), "{text}");
+    assert!(
+        !text.contains("hunter2-secret"),
+        "the value may be a secret: {text}"
+    );
+}
