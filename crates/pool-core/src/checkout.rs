@@ -32,13 +32,14 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use std::panic::Location;
+use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
 use crate::guard::PooledConnection;
 use crate::idle::Conn;
 use crate::leak::Site;
 use crate::manager::Manager;
-use crate::open::{spawn_open, validate};
+use crate::open::{spawn_open, validate, OpenFailure, OpenOutcome};
 use crate::phase::{timeout_error, CancelTracker, PhaseCell};
 use crate::pool::Pool;
 use crate::reconnect;
@@ -48,6 +49,7 @@ use crate::semaphore::{AcquireError, TryAcquireError};
 use crate::shared::{Permit, Shared};
 use crate::slot::Slot;
 use crate::state::PoolState;
+use crate::tasks::{self, Task};
 
 /// First pause before retrying a failed connect within one `acquire()`.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(25);
@@ -125,7 +127,13 @@ impl<M: Manager> Pool<M> {
                 return Poll::Ready(result);
             }
             if timer.is_none() && phase.is_queued() {
-                return Poll::Pending;
+                if shared.tasks.is_running(Task::Deadline) {
+                    return Poll::Pending;
+                }
+                // The deadline task is gone with its runtime: keep this
+                // caller's deadline with a timer of its own, and start the
+                // task again here for the callers to come.
+                tasks::ensure_running(shared);
             }
             let timer = timer.get_or_insert_with(|| {
                 Box::pin(tokio::time::sleep_until(
@@ -261,6 +269,54 @@ fn needs_validation<M: Manager>(
         || shared.is_suspect(conn.last_used_us)
 }
 
+/// How waiting for a caller's own connect ended.
+enum Connecting<M: Manager> {
+    /// The connect task finished (or died).
+    Opened(Result<OpenOutcome<M>, oneshot::error::RecvError>),
+    /// The pool is closing.
+    Closed,
+    /// Another connection was returned to the idle queue meanwhile; taken
+    /// with a second permit, also freed by that return.
+    Returned(Conn<M::Connection>, Permit<M>),
+}
+
+/// Waits for the connect task, for the pool to close, or for a connection
+/// returned to the idle queue, whichever comes first.
+///
+/// A return gives its permit back after pushing its connection; with the
+/// semaphore's idle watch set (`Semaphore::permit_returned`), that release
+/// wakes this caller, which takes the permit and the connection, so it
+/// never times out in the Connect phase next to an idle connection. Queued
+/// callers come first: the permit reaches the count only while nobody is
+/// queued, and they are served by the semaphore itself.
+async fn wait_for_connect<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    mut opened: oneshot::Receiver<OpenOutcome<M>>,
+) -> Connecting<M> {
+    let mut states = shared.state.subscribe();
+    loop {
+        // Cancel-safe: the connect task owns the permit and the slot; if
+        // this caller is gone (cancelled, or released because the pool is
+        // closing) it parks the connection, or closes it if the pool closed.
+        // The watch holds nothing.
+        tokio::select! {
+            opened = &mut opened => return Connecting::Opened(opened),
+            _ = states.wait_for(|state| state.is_closing()) => return Connecting::Closed,
+            () = shared.semaphore.permit_returned(|| !shared.idle.is_empty()) => {}
+        }
+        if shared.semaphore.try_acquire().is_err() {
+            continue;
+        }
+        let second = Permit::taken(Arc::clone(shared));
+        match shared.idle.pop() {
+            Some(conn) => return Connecting::Returned(conn, second),
+            // Someone else took it; the permit goes back (and wakes
+            // nobody else but the watchers).
+            None => drop(second),
+        }
+    }
+}
+
 /// Takes a permit: at once if one is free, else in FIFO order. Returns
 /// whether the caller had to queue.
 async fn take_permit<M: Manager>(
@@ -302,6 +358,8 @@ async fn checkout<M: Manager>(
     head_start: HeadStart<M>,
     site: Option<Site>,
 ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
+    // Two loads unless a background task was lost with its runtime.
+    tasks::ensure_running(shared);
     let (mut permit, waited) = match head_start.permit {
         Some(permit) => (permit, false),
         None => take_permit(shared, phase, times.started_us, times.deadline_us).await?,
@@ -385,29 +443,30 @@ async fn checkout<M: Manager>(
         };
         phase.set(Phase::Connect);
         let opened = spawn_open(permit, slot);
-        let mut states = shared.state.subscribe();
-        // Cancel-safe: the connect task owns the permit and the slot now; if
-        // this caller is gone (cancelled, or released because the pool is
-        // closing) it parks the connection, or closes it if the pool closed.
-        let opened = tokio::select! {
-            opened = opened => opened,
-            _ = states.wait_for(|state| state.is_closing()) => return Err(PoolError::Closed),
+        let opened = match wait_for_connect(shared, opened).await {
+            Connecting::Opened(opened) => opened,
+            Connecting::Closed => return Err(PoolError::Closed),
+            // A connection came back while ours was still connecting: take
+            // it now. Ours goes on and is parked idle when it opens.
+            Connecting::Returned(conn, second) => {
+                permit = second;
+                candidate = Some(conn);
+                phase.set(Phase::Wait);
+                continue;
+            }
         };
         match opened {
             Ok(Ok((conn, permit))) => return lend(conn, permit),
-            Ok(Err(failure)) => {
-                if !failure.retryable {
+            Ok(Err(OpenFailure {
+                failed,
+                permit: back,
+            })) => {
+                if !failed.retryable {
                     shared.refresh_state();
-                    return Err(PoolError::Connection(failure.error));
+                    return Err(PoolError::Connection(failed.error));
                 }
-                permit = failure.permit;
-                let gauges = shared.stats.gauges.read();
-                if gauges.idle + gauges.in_use == 0 {
-                    let reason = format!(
-                        "no connection is open and connecting failed: {}",
-                        failure.error
-                    );
-                    reconnect::enter(shared, &reason);
+                permit = back;
+                if reconnect::after_connect_failure(shared, failed.server_down, &failed.error) {
                     continue;
                 }
                 shared.refresh_state();

@@ -113,6 +113,13 @@ impl Clock {
     }
 }
 
+/// `delay` from now on tokio's clock, saturating: a delay past what
+/// `Instant` can represent is a deadline that never comes in practice,
+/// never a panic.
+pub(crate) fn after(delay: Duration) -> Instant {
+    Instant::now().checked_add(delay).unwrap_or_else(far_future)
+}
+
 /// A deadline that never comes in practice (~30 years), for readings past
 /// what `Instant` can represent.
 fn far_future() -> Instant {

@@ -22,7 +22,10 @@
 //! the task's scheduling delay.
 //!
 //! The task holds only a `Weak` to the pool and ends when the pool closes
-//! (the semaphore's close notifies it) or is dropped (it is aborted).
+//! (the semaphore's close notifies it) or is dropped (it is aborted). If
+//! its runtime goes away first, queued callers are woken and keep their
+//! deadlines with timers of their own, and the next caller starts the task
+//! again on its runtime (`tasks.rs`).
 
 use std::sync::Weak;
 
@@ -31,13 +34,15 @@ use tokio::task::JoinHandle;
 use crate::manager::Manager;
 use crate::shared::Shared;
 use crate::sync::Arc;
+use crate::tasks::Running;
 
-/// Starts the deadline task of `shared`.
-pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) -> JoinHandle<()> {
-    tokio::spawn(run(Arc::downgrade(shared)))
+/// Starts the deadline task of `shared` on the current runtime; the task's
+/// future owns `running` (`tasks.rs`).
+pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>, running: Running<M>) -> JoinHandle<()> {
+    tokio::spawn(run(Arc::downgrade(shared), running))
 }
 
-async fn run<M: Manager>(weak: Weak<Shared<M>>) {
+async fn run<M: Manager>(weak: Weak<Shared<M>>, _running: Running<M>) {
     loop {
         let (wake_at, changed) = {
             let Some(shared) = weak.upgrade() else { return };

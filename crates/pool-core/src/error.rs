@@ -180,18 +180,38 @@ pub enum ConnectionError<E> {
     /// The liveness check did not answer within `validation_timeout`.
     #[error("validation timed out after {} ms (POOL_VALIDATION_TIMEOUT_MS)", .0.as_millis())]
     ValidateTimeout(Duration),
+    /// The manager's `create` panicked (a bug in the `Manager`); the panic
+    /// message. Counted as a failed connect and retried like one.
+    #[error("connect panicked in the manager: {0} (a bug in the Manager implementation)")]
+    ConnectPanicked(String),
+    /// The manager's `validate` panicked (a bug in the `Manager`); the panic
+    /// message. Counted as a failed validation: the connection is closed.
+    #[error("validation panicked in the manager: {0} (a bug in the Manager implementation)")]
+    ValidatePanicked(String),
 }
 
 impl<E> ConnectionError<E> {
     /// The phase this failure belongs to.
     pub fn phase(&self) -> Phase {
         match self {
-            ConnectionError::Connect(_) | ConnectionError::ConnectTimeout(_) => Phase::Connect,
-            ConnectionError::Validate(_) | ConnectionError::ValidateTimeout(_) => Phase::Validate,
+            ConnectionError::Connect(_)
+            | ConnectionError::ConnectTimeout(_)
+            | ConnectionError::ConnectPanicked(_) => Phase::Connect,
+            ConnectionError::Validate(_)
+            | ConnectionError::ValidateTimeout(_)
+            | ConnectionError::ValidatePanicked(_) => Phase::Validate,
         }
     }
 
-    /// The backend's own error, if this was not a timeout.
+    /// Whether the manager panicked (a bug in the `Manager`).
+    pub fn is_panic(&self) -> bool {
+        matches!(
+            self,
+            ConnectionError::ConnectPanicked(_) | ConnectionError::ValidatePanicked(_)
+        )
+    }
+
+    /// The backend's own error, if this was not a timeout or a panic.
     pub fn backend(&self) -> Option<&E> {
         match self {
             ConnectionError::Connect(e) | ConnectionError::Validate(e) => Some(e),

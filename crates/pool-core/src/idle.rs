@@ -97,6 +97,11 @@ impl<C> IdleQueue<C> {
         self.queue.push(conn)
     }
 
+    /// Whether no connection is idle right now.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
     /// Connections in the queue right now.
     pub(crate) fn len(&self) -> usize {
         self.queue.len()

@@ -79,6 +79,7 @@ mod slot;
 mod state;
 mod stats;
 mod sync;
+mod tasks;
 mod validate;
 
 #[cfg(all(test, pool_loom))]
@@ -106,7 +107,7 @@ pub use maintenance::REPLENISH_CONCURRENCY;
 pub use manager::{ForceClose, Manager};
 pub use open::WARM_UP_BATCH;
 pub use pool::Pool;
-pub use reconnect::DEMAND_PROBE_INTERVAL;
+pub use reconnect::{DEMAND_PROBE_INTERVAL, RECOVERY_FAILURE_THRESHOLD};
 pub use recycle::RetireReason;
 pub use shutdown::{ForcedConnection, ShutdownReport};
 pub use state::PoolState;

@@ -21,19 +21,24 @@
 
 use std::time::Duration;
 
-use futures_util::future::join_all;
-use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use std::panic::AssertUnwindSafe;
 
+use futures_util::future::join_all;
+use futures_util::FutureExt;
+use tokio::task::JoinHandle;
+use tokio::time::MissedTickBehavior;
+
+use crate::clock;
 use crate::leak;
 use crate::manager::Manager;
-use crate::open::{connect, validate};
+use crate::open::{connect, panic_message, validate};
 use crate::reconnect;
 use crate::recycle::{on_maintenance, RetireReason};
 use crate::shared::{Permit, Shared};
 use crate::slot::Slot;
 use crate::state::PoolState;
 use crate::sync::{Arc, Ordering, Weak};
+use crate::tasks::Running;
 
 /// Most connections maintenance opens at the same time.
 pub const REPLENISH_CONCURRENCY: usize = 2;
@@ -45,14 +50,21 @@ enum Round {
 }
 
 /// Starts the maintenance task of `shared` (which also runs the leak scan).
-pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>) -> JoinHandle<()> {
+/// The task's future owns `running` (`tasks.rs`).
+pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>, running: Running<M>) -> JoinHandle<()> {
     let weak = Arc::downgrade(shared);
     let config = &shared.config;
     let leak_scan = config
         .leak_detection_active()
         .then(|| leak::scan_interval(config.leak_detection_timeout));
     let pool = config.name.clone();
-    tokio::spawn(run(weak, pool, config.maintenance_interval, leak_scan))
+    tokio::spawn(run(
+        weak,
+        pool,
+        config.maintenance_interval,
+        leak_scan,
+        running,
+    ))
 }
 
 async fn run<M: Manager>(
@@ -60,13 +72,14 @@ async fn run<M: Manager>(
     pool: String,
     interval: Duration,
     leak_scan: Option<Duration>,
+    _running: Running<M>,
 ) {
-    let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+    let mut ticker = tokio::time::interval_at(clock::after(interval), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // With leak detection off this ticker never fires (a day is beyond any
     // test or shutdown; it is re-armed if it ever does).
     let leak_every = leak_scan.unwrap_or(Duration::from_secs(86_400));
-    let mut leak_ticker = tokio::time::interval_at(Instant::now() + leak_every, leak_every);
+    let mut leak_ticker = tokio::time::interval_at(clock::after(leak_every), leak_every);
     leak_ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
         let wakeup = match weak.upgrade() {
@@ -83,12 +96,31 @@ async fn run<M: Manager>(
             break;
         }
         match round {
-            Round::Maintenance => run_once(&shared).await,
+            Round::Maintenance => run_guarded(&shared).await,
             Round::LeakScan if leak_scan.is_some() => leak::scan(&shared),
             Round::LeakScan => {}
         }
     }
     tracing::debug!(target: "pool_core::maintenance", pool = %pool, "maintenance task stopped");
+}
+
+/// One round, with a panic caught at the task's boundary: a panic (a bug,
+/// in the pool or in a manager method it calls) ends the round, is logged
+/// at ERROR and counted, and the task carries on with the next round.
+/// Whatever the round held (permits, slots, connections) was given back by
+/// their destructors as it unwound.
+async fn run_guarded<M: Manager>(shared: &Arc<Shared<M>>) {
+    if let Err(panic) = AssertUnwindSafe(run_once(shared)).catch_unwind().await {
+        let message = panic_message(panic.as_ref());
+        shared.stats.maintenance_errors.incr();
+        shared.stats.manager_panics.incr();
+        tracing::error!(
+            target: "pool_core::maintenance",
+            pool = %shared.config.name,
+            panic = %message,
+            "a maintenance round panicked: {message}; the next round runs as usual"
+        );
+    }
 }
 
 /// One maintenance round. Public to the crate so `Pool::run_maintenance`
@@ -180,6 +212,11 @@ fn retire_stale<M: Manager>(shared: &Shared<M>) {
             }
         }
     }
+    // `close()` may have drained the queue while a connection was out for
+    // its check: a closed pool never keeps an idle connection.
+    if shared.is_closed() {
+        shared.idle.drain(RetireReason::PoolClosed);
+    }
     if by_idle > 0 {
         let after = before - by_idle;
         tracing::info!(
@@ -229,25 +266,20 @@ async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
         if batch.is_empty() {
             break;
         }
-        let mut failed = false;
+        let mut failure = None;
         for (result, permit) in join_all(batch).await {
             match result {
                 Ok(conn) => shared.return_to_idle(conn),
                 // Already logged and counted by `connect`; try next round.
-                Err(_) => {
-                    failed = true;
+                Err(failed) => {
                     shared.stats.maintenance_errors.incr();
+                    failure = Some(failed);
                 }
             }
             drop(permit);
         }
-        if failed {
-            let gauges = shared.stats.gauges.read();
-            if gauges.idle + gauges.in_use == 0 {
-                reconnect::enter(
-                    shared,
-                    "no connection is open and maintenance could not open one",
-                );
+        if let Some(failed) = failure {
+            if reconnect::after_connect_failure(shared, failed.server_down, &failed.error) {
                 return;
             }
             tracing::warn!(

@@ -104,4 +104,20 @@ pub trait Manager: Send + Sync + 'static {
         let _ = error;
         true
     }
+
+    /// Whether a failed [`create`](Manager::create) is evidence that the
+    /// server itself is down (for a network database: the TCP connect was
+    /// refused), rather than a transient refusal (too many connections, a
+    /// server starting up, a timeout).
+    ///
+    /// With no connection open, one such failure moves the pool to
+    /// `RECOVERING` at once (callers fail fast with `Unavailable` and one
+    /// supervisor probes). Other failures move it there only after
+    /// [`RECOVERY_FAILURE_THRESHOLD`](crate::RECOVERY_FAILURE_THRESHOLD)
+    /// consecutive failed connects, so one transient failure on an empty
+    /// pool never shuts every caller out. The default says never.
+    fn is_server_down(&self, error: &Self::Error) -> bool {
+        let _ = error;
+        false
+    }
 }

@@ -11,7 +11,11 @@
 
 use crate::sync::Arc;
 
+use std::any::Any;
+use std::panic::AssertUnwindSafe;
+
 use futures_util::future::try_join_all;
+use futures_util::FutureExt;
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -25,10 +29,19 @@ use crate::slot::{Slot, SlotState};
 /// Most connections opened at the same time by `build()`.
 pub const WARM_UP_BATCH: usize = 16;
 
-/// A failed connect, with what the caller needs to go on.
-pub(crate) struct OpenFailure<M: Manager> {
-    pub(crate) error: Arc<ConnectionError<M::Error>>,
+/// A failed connect, as `connect` reports it.
+pub(crate) struct Failed<E> {
+    pub(crate) error: Arc<ConnectionError<E>>,
+    /// Whether another attempt may succeed (`Manager::is_retryable`).
     pub(crate) retryable: bool,
+    /// Whether the failure itself says the server is down
+    /// (`Manager::is_server_down`).
+    pub(crate) server_down: bool,
+}
+
+/// A failed connect for a caller, with the caller's permit back.
+pub(crate) struct OpenFailure<M: Manager> {
+    pub(crate) failed: Failed<M::Error>,
     pub(crate) permit: Permit<M>,
 }
 
@@ -47,11 +60,7 @@ pub(crate) fn spawn_open<M: Manager>(
         let shared = Arc::clone(permit.shared());
         let outcome = match connect(&shared, slot).await {
             Ok(conn) => Ok((conn, permit)),
-            Err((error, retryable)) => Err(OpenFailure {
-                error,
-                retryable,
-                permit,
-            }),
+            Err(failed) => Err(OpenFailure { failed, permit }),
         };
         match tx.send(outcome) {
             Ok(()) => {}
@@ -87,14 +96,19 @@ pub(crate) fn spawn_open<M: Manager>(
 pub(crate) async fn connect<M: Manager>(
     shared: &Shared<M>,
     mut slot: Slot,
-) -> Result<Conn<M::Connection>, (Arc<ConnectionError<M::Error>>, bool)> {
+) -> Result<Conn<M::Connection>, Failed<M::Error>> {
     let started = Instant::now();
     // Read before the connect: one that began before an eviction may have
     // reached the server being left, so it belongs to the old generation.
     let generation = shared.generation();
     let timeout = shared.config.create_timeout;
-    let failure = match tokio::time::timeout(timeout, shared.manager.create()).await {
-        Ok(Ok(raw)) => {
+    // A panic in `create` is the manager's bug, not the pool's: it becomes
+    // a failed connect here, so no task that connects (a caller's connect
+    // task, maintenance, the reconnect supervisor) dies of it.
+    let create = AssertUnwindSafe(shared.manager.create()).catch_unwind();
+    let failure = match tokio::time::timeout(timeout, create).await {
+        Ok(Ok(Ok(raw))) => {
+            shared.recovery.connect_succeeded();
             slot.set(SlotState::InUse);
             shared
                 .stats
@@ -125,25 +139,38 @@ pub(crate) async fn connect<M: Manager>(
                 generation,
             });
         }
-        Ok(Err(error)) => {
+        Ok(Ok(Err(error))) => {
             let retryable = shared.manager.is_retryable(&error);
-            (ConnectionError::Connect(error), retryable)
+            let server_down = shared.manager.is_server_down(&error);
+            (ConnectionError::Connect(error), retryable, server_down)
         }
-        Err(_) => (ConnectionError::ConnectTimeout(timeout), true),
+        Ok(Err(panic)) => {
+            let message = panic_message(panic.as_ref());
+            report_panic(shared, "create", &message);
+            (ConnectionError::ConnectPanicked(message), true, false)
+        }
+        Err(_) => (ConnectionError::ConnectTimeout(timeout), true, false),
     };
     drop(slot);
     shared.stats.connection_failures.incr();
     shared.stats.metrics.create_failed();
-    let (error, retryable) = failure;
+    let consecutive = shared.recovery.connect_failed();
+    let (error, retryable, server_down) = failure;
     tracing::warn!(
         target: "pool_core::connect",
         pool = %shared.config.name,
         error = %error,
         retryable,
+        server_down,
+        consecutive_failures = consecutive,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "could not open a connection"
     );
-    Err((shared.record_error(error), retryable))
+    Err(Failed {
+        error: shared.record_error(error),
+        retryable,
+        server_down,
+    })
 }
 
 /// Runs the liveness check under `validation_timeout`. On failure the caller
@@ -155,12 +182,19 @@ pub(crate) async fn validate<M: Manager>(
     shared.stats.validations.incr();
     let timeout = shared.config.validation_timeout;
     let started = Instant::now();
-    let error = match tokio::time::timeout(timeout, shared.manager.validate(&mut conn.raw)).await {
-        Ok(Ok(())) => {
+    // A panic in `validate` closes the connection like any failed check.
+    let check = AssertUnwindSafe(shared.manager.validate(&mut conn.raw)).catch_unwind();
+    let error = match tokio::time::timeout(timeout, check).await {
+        Ok(Ok(Ok(()))) => {
             shared.record_validation_latency(started.elapsed());
             return Ok(());
         }
-        Ok(Err(error)) => ConnectionError::Validate(error),
+        Ok(Ok(Err(error))) => ConnectionError::Validate(error),
+        Ok(Err(panic)) => {
+            let message = panic_message(panic.as_ref());
+            report_panic(shared, "validate", &message);
+            ConnectionError::ValidatePanicked(message)
+        }
         Err(_) => ConnectionError::ValidateTimeout(timeout),
     };
     shared.stats.validation_failures.incr();
@@ -172,6 +206,30 @@ pub(crate) async fn validate<M: Manager>(
         "connection failed validation; closing it"
     );
     Err(shared.record_error(error))
+}
+
+/// The text of a panic's payload (`panic!("...")` gives a `&str` or a
+/// `String`).
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic without a message".to_owned()
+    }
+}
+
+/// A panic in the manager is an ERROR: it is a bug, and the pool carries on.
+fn report_panic<M: Manager>(shared: &Shared<M>, method: &str, message: &str) {
+    shared.stats.manager_panics.incr();
+    tracing::error!(
+        target: "pool_core::manager",
+        pool = %shared.config.name,
+        method,
+        panic = message,
+        "the manager's {method} panicked: {message}; counted as a failure, the pool carries on"
+    );
 }
 
 /// Opens and validates `min_size` connections, in parallel batches of
@@ -237,7 +295,7 @@ async fn open_validated<M: Manager>(
             shared.config.create_timeout,
         )));
     };
-    let mut conn = connect(shared, slot).await.map_err(|(error, _)| error)?;
+    let mut conn = connect(shared, slot).await.map_err(|failed| failed.error)?;
     if let Err(error) = validate(shared, &mut conn).await {
         conn.retire(RetireReason::ValidationFailed);
         return Err(error);

@@ -25,6 +25,7 @@ use crate::shared::Shared;
 use crate::state::PoolState;
 use crate::stats::Statistics;
 use crate::sync::{Arc, Mutex};
+use crate::tasks::{Running, Task};
 
 /// An async connection pool over a [`Manager`]. Clones share one pool;
 /// dropping the last clone closes it.
@@ -91,7 +92,16 @@ impl<M: Manager> Pool<M> {
             return Err(error);
         }
         shared.refresh_state();
-        let tasks = vec![maintenance::spawn(&shared), deadline::spawn(&shared)];
+        let tasks = [Task::Maintenance, Task::Deadline]
+            .into_iter()
+            .filter_map(|task| {
+                let running = Running::claim(&shared, task)?;
+                Some(match task {
+                    Task::Maintenance => maintenance::spawn(&shared, running),
+                    Task::Deadline => deadline::spawn(&shared, running),
+                })
+            })
+            .collect();
         tracing::info!(
             target: "pool_core::init",
             pool = %shared.config.name,

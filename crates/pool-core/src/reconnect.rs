@@ -1,8 +1,12 @@
 //! Reconnection: capped exponential backoff with jitter, and the one
 //! supervisor that probes the database while the pool is `RECOVERING`.
 //!
-//! The pool enters `RECOVERING` when the database is lost: a connect failed
-//! with a transient error while no connection was idle or lent out. Then:
+//! The pool enters `RECOVERING` when the database is lost: no connection is
+//! idle or lent out, and a connect failed in a way that says the server is
+//! down (a refused TCP connect, `Manager::is_server_down`), or
+//! [`RECOVERY_FAILURE_THRESHOLD`] connects failed in a row. One transient
+//! failure (too many connections, a server starting up) never shuts every
+//! caller out: the callers' own connects retry it. Then:
 //!
 //! * callers stop connecting (they fail at once with `Unavailable`, or wait
 //!   for the recovery if `wait_for_recovery` is set), so a dead database is
@@ -26,6 +30,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use crate::clock;
 use crate::manager::Manager;
 use crate::open::connect;
 use crate::shared::Shared;
@@ -36,6 +41,12 @@ use crate::sync::{Arc, AtomicU64, Mutex, Ordering, Weak};
 /// Shortest time between two probes triggered by demand: 250 ms.
 pub const DEMAND_PROBE_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Consecutive failed connects (none succeeding in between) after which a
+/// pool with no connection open is taken to have lost its database and
+/// moves to `RECOVERING`: 3. One failure that says the server is down
+/// (`Manager::is_server_down`, a refused TCP connect) is enough on its own.
+pub const RECOVERY_FAILURE_THRESHOLD: u64 = 3;
+
 /// Relative jitter of each backoff delay: ±10 %.
 const JITTER: f64 = 0.10;
 
@@ -45,7 +56,9 @@ const JITTER: f64 = 0.10;
 pub(crate) fn backoff_delay(attempt: u32, initial: Duration, max: Duration, draw: f64) -> Duration {
     let exponent = attempt.saturating_sub(1).min(30);
     let base = initial.saturating_mul(1u32 << exponent).min(max);
-    base.mul_f64(1.0 + JITTER * draw.clamp(-1.0, 1.0))
+    // Saturating: `mul_f64` panics past `Duration::MAX`.
+    Duration::try_from_secs_f64(base.as_secs_f64() * (1.0 + JITTER * draw.clamp(-1.0, 1.0)))
+        .unwrap_or(Duration::MAX)
 }
 
 /// What the pool knows about an ongoing recovery.
@@ -61,6 +74,9 @@ pub(crate) struct Recovery {
     demand: Arc<Notify>,
     /// The supervisor task of the current (or last) recovery.
     task: Mutex<Option<JoinHandle<()>>>,
+    /// Failed connects since the last successful one (any connect: callers,
+    /// maintenance, probes).
+    consecutive_failures: AtomicU64,
 }
 
 /// A snapshot of an ongoing recovery, for errors and health.
@@ -72,6 +88,18 @@ pub(crate) struct RecoveryView {
 }
 
 impl Recovery {
+    /// Records a successful connect: the failure streak ends.
+    pub(crate) fn connect_succeeded(&self) {
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a failed connect; returns the length of the streak.
+    pub(crate) fn connect_failed(&self) -> u64 {
+        self.consecutive_failures.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     /// Asks the supervisor for an early probe (rate-limited by it).
     pub(crate) fn demand(&self) {
         self.demand.notify_one();
@@ -98,6 +126,37 @@ impl Recovery {
         }
         task
     }
+}
+
+/// After a failed connect: moves the pool to `RECOVERING` if the database
+/// looks lost, i.e. no connection is open (idle or lent out) and either the
+/// failure says the server is down or [`RECOVERY_FAILURE_THRESHOLD`]
+/// connects failed in a row. Returns whether the pool is now recovering.
+/// The one place that rule lives: callers' connects and maintenance both
+/// ask here.
+pub(crate) fn after_connect_failure<M: Manager>(
+    shared: &Arc<Shared<M>>,
+    server_down: bool,
+    error: &dyn std::fmt::Display,
+) -> bool {
+    let gauges = shared.stats.gauges.read();
+    if gauges.idle + gauges.in_use != 0 {
+        return false;
+    }
+    let streak = shared.recovery.consecutive_failures.load(Ordering::Relaxed);
+    if !server_down && streak < RECOVERY_FAILURE_THRESHOLD {
+        return false;
+    }
+    let evidence = if server_down {
+        "the server refused the connect".to_owned()
+    } else {
+        format!("{streak} connects failed in a row")
+    };
+    enter(
+        shared,
+        &format!("no connection is open and {evidence}: {error}"),
+    );
+    true
 }
 
 /// Moves the pool to `RECOVERING` (if the state machine allows it) and
@@ -129,6 +188,23 @@ pub(crate) fn enter<M: Manager>(shared: &Arc<Shared<M>>, reason: &str) {
     }
 }
 
+/// Starts the supervisor again on the current runtime if the pool is
+/// recovering and its supervisor is gone (its runtime was shut down: see
+/// `tasks.rs`). Returns whether it did. Three loads when nothing is lost.
+pub(crate) fn restart_lost_supervisor<M: Manager>(shared: &Arc<Shared<M>>) -> bool {
+    if shared.state.get() != PoolState::Recovering || shared.is_closed() {
+        return false;
+    }
+    let mut task = shared.recovery.task.lock();
+    if task.as_ref().is_some_and(|task| !task.is_finished()) {
+        return false;
+    }
+    // Recovering, yet no supervisor: a normal exit leaves `RECOVERING`
+    // first, so this one was dropped with its runtime.
+    *task = Some(tokio::spawn(supervise(Arc::downgrade(shared))));
+    true
+}
+
 async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
     let mut attempt: u32 = 0;
     let mut last_probe = Instant::now();
@@ -143,7 +219,7 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
                 config.reconnect_max_delay,
                 fastrand::f64() * 2.0 - 1.0,
             );
-            let wake_at = Instant::now() + delay;
+            let wake_at = clock::after(delay);
             let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
             shared
                 .recovery
@@ -251,5 +327,14 @@ mod tests {
             Duration::from_millis(4400)
         );
         assert_eq!(backoff_delay(u32::MAX, initial, max, 0.0), max);
+    }
+
+    #[test]
+    fn a_huge_delay_saturates_instead_of_panicking() {
+        assert_eq!(
+            backoff_delay(40, Duration::MAX, Duration::MAX, 1.0),
+            Duration::MAX
+        );
+        assert!(clock::after(Duration::MAX) > Instant::now());
     }
 }

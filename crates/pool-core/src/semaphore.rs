@@ -2,7 +2,7 @@
 //!
 //! # Design
 //!
-//! One `AtomicUsize` holds `permits << 2 | WAITERS | CLOSED`. A waitlist
+//! One `AtomicUsize` holds `permits << 3 | IDLE_WATCH | WAITERS | CLOSED`. A waitlist
 //! behind a `parking_lot` mutex holds the queued callers in arrival order
 //! (a deque sorted by ticket, `semaphore/queue.rs`). `granted_below` is one
 //! past the last ticket handed a permit: the queue is served strictly from
@@ -28,6 +28,17 @@
 //!   it is released; the flag and the queue change together under the lock.
 //! * [`Semaphore::close`] fails every queued and future acquire with
 //!   [`AcquireError::Closed`]; permits already granted stay valid.
+//!
+//! # Watching for returned permits
+//!
+//! A caller whose own connect is slow wants to know when a connection comes
+//! back to the idle queue ([`Semaphore::permit_returned`]). A return pushes
+//! its connection and *then* releases its permit, so it is enough to learn
+//! of a release that puts a permit back in the count (one handed to a queued
+//! waiter is that waiter's). The watcher sets `IDLE_WATCH`; the release's
+//! CAS, which reads the state anyway, sees the flag, clears it and wakes
+//! the watchers. An unwatched release costs nothing more than before: the
+//! same CAS, one more bit in its test.
 //!
 //! # Deadlines without a timer per waiter
 //!
@@ -56,7 +67,8 @@ use queue::WaitQueue;
 
 const CLOSED: usize = 1;
 const WAITERS: usize = 2;
-const PERMIT: usize = 4;
+const IDLE_WATCH: usize = 4;
+const PERMIT: usize = 8;
 
 /// Why [`Acquire`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,6 +122,8 @@ pub(crate) struct Semaphore {
     /// Wakes the deadline task when a waiter queues with a deadline earlier
     /// than `next_deadline`, and when the semaphore closes.
     deadline_changed: StdArc<tokio::sync::Notify>,
+    /// Wakes the callers in [`Semaphore::permit_returned`].
+    returned: tokio::sync::Notify,
 }
 
 impl Semaphore {
@@ -123,6 +137,7 @@ impl Semaphore {
             peak_waiting: AtomicU64::new(0),
             next_deadline: AtomicU64::new(u64::MAX),
             deadline_changed: StdArc::new(tokio::sync::Notify::new()),
+            returned: tokio::sync::Notify::new(),
         }
     }
 
@@ -152,6 +167,39 @@ impl Semaphore {
         next
     }
 
+    /// Resolves at the first release after this call that puts a permit
+    /// back in the count, or at once if a permit is free now and `ready()`
+    /// holds once the watch is set (or the semaphore is closed).
+    ///
+    /// No lost wake-up: the watcher registers, then sets `IDLE_WATCH` with
+    /// a read-modify-write, then checks `ready()`. A release ordered before
+    /// that RMW made its effects (a connection pushed before the release)
+    /// visible to the check; one ordered after it sees the flag and wakes
+    /// the watcher. Cancel-safe: it holds nothing (a flag left set costs the
+    /// next release one `notify_waiters`).
+    pub(crate) async fn permit_returned(&self, ready: impl Fn() -> bool) {
+        let notified = self.returned.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let before = self.state.fetch_or(IDLE_WATCH, Ordering::AcqRel);
+        if before & CLOSED != 0 || (before >= PERMIT && ready()) {
+            return;
+        }
+        notified.await;
+    }
+
+    /// Wakes every queued caller without changing its place or its
+    /// deadline: each is polled again and re-reads the pool's state (used
+    /// when the deadline task is lost, so each caller arms its own timer).
+    pub(crate) fn wake_waiters(&self) {
+        let list = self.waitlist.lock();
+        let wakers = list.queue.wakers();
+        drop(list);
+        for waker in wakers {
+            waker.wake();
+        }
+    }
+
     /// Callers queued right now.
     pub(crate) fn waiting(&self) -> u64 {
         self.waiting.load(Ordering::Relaxed)
@@ -163,7 +211,6 @@ impl Semaphore {
     }
 
     /// Permits free right now (zero while anyone is queued).
-    #[cfg(test)]
     pub(crate) fn available(&self) -> usize {
         self.state.load(Ordering::Acquire) / PERMIT
     }
@@ -216,17 +263,23 @@ impl Semaphore {
         }
     }
 
-    /// Gives one permit back: to the first waiter if any, else to the count.
+    /// Gives one permit back: to the first waiter if any, else to the count
+    /// (waking the callers in [`Self::permit_returned`], if any).
     pub(crate) fn release(&self) {
         let mut state = self.state.load(Ordering::Acquire);
         while state & WAITERS == 0 {
             match self.state.compare_exchange_weak(
                 state,
-                state + PERMIT,
+                (state + PERMIT) & !IDLE_WATCH,
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return,
+                Ok(_) => {
+                    if state & IDLE_WATCH != 0 {
+                        self.returned.notify_waiters();
+                    }
+                    return;
+                }
                 Err(current) => state = current,
             }
         }
@@ -249,7 +302,11 @@ impl Semaphore {
                 waiter.waker
             }
             None => {
-                self.state.fetch_add(PERMIT, Ordering::AcqRel);
+                let before = self.state.fetch_add(PERMIT, Ordering::AcqRel);
+                if before & IDLE_WATCH != 0 {
+                    self.state.fetch_and(!IDLE_WATCH, Ordering::AcqRel);
+                    self.returned.notify_waiters();
+                }
                 None
             }
         }

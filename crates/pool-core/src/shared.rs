@@ -33,6 +33,7 @@ use crate::shutdown::ShutdownReport;
 use crate::state::{PoolState, StateCell};
 use crate::stats::{SnapshotContext, Statistics, Stats};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
+use crate::tasks::TaskFlags;
 
 /// Everything a pool's handles, guards and tasks share.
 pub(crate) struct Shared<M: Manager> {
@@ -49,6 +50,8 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) state: StateCell,
     /// The ongoing recovery, if any (`reconnect.rs`).
     pub(crate) recovery: Recovery,
+    /// Which background tasks are alive (`tasks.rs`).
+    pub(crate) tasks: TaskFlags,
     /// The report of the shutdown, once done.
     pub(crate) shutdown_report: Mutex<Option<ShutdownReport>>,
     /// `1 + ms since start` of the last sign that the server restarted:
@@ -88,6 +91,7 @@ impl<M: Manager> Shared<M> {
             maintenance_wakeup: Arc::new(Notify::new()),
             state,
             recovery: Recovery::default(),
+            tasks: TaskFlags::new(),
             shutdown_report: Mutex::new(None),
             suspect_before: AtomicU64::new(0),
             sweep_requested: AtomicBool::new(false),
@@ -264,6 +268,7 @@ impl<M: Manager> Shared<M> {
             min_size: self.config.min_size,
             max_size: self.config.max_size,
             waiting: self.semaphore.waiting(),
+            free_permits: self.semaphore.available() as u64,
             peak_waiting: self.semaphore.peak_waiting(),
             state: self.state.get(),
             now_ms,

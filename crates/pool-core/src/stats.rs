@@ -88,6 +88,8 @@ pub(crate) struct Stats {
     pub(crate) maintenance_runs: Counter,
     pub(crate) leaks_reported: Counter,
     pub(crate) maintenance_errors: Counter,
+    pub(crate) manager_panics: Counter,
+    pub(crate) background_restarts: Counter,
     pub(crate) peak_active: Peak,
     pub(crate) wait_time: LatencyHistogram,
     pub(crate) wait_time_recent: WindowedHistogram,
@@ -119,6 +121,8 @@ impl Stats {
             maintenance_runs: Counter::default(),
             leaks_reported: Counter::default(),
             maintenance_errors: Counter::default(),
+            manager_panics: Counter::default(),
+            background_restarts: Counter::default(),
             peak_active: Peak::default(),
             wait_time: LatencyHistogram::new(),
             wait_time_recent: WindowedHistogram::new(RECENT_WINDOW),
@@ -167,6 +171,7 @@ pub(crate) struct SnapshotContext {
     pub(crate) min_size: u32,
     pub(crate) max_size: u32,
     pub(crate) waiting: u64,
+    pub(crate) free_permits: u64,
     pub(crate) peak_waiting: u64,
     pub(crate) state: PoolState,
     pub(crate) now_ms: u64,
@@ -204,6 +209,7 @@ impl Stats {
             active_connections: gauges.in_use,
             opening_connections: gauges.opening,
             waiting_requests: ctx.waiting,
+            free_permits: ctx.free_permits,
             peak_active_connections: self.peak_active.get(),
             peak_waiting_requests: ctx.peak_waiting,
             total_acquisitions: immediate + waited,
@@ -242,6 +248,8 @@ impl Stats {
             leaks_suspected: seats.suspected,
             leaks_reported_total: self.leaks_reported.get(),
             maintenance_errors: self.maintenance_errors.get(),
+            manager_panics: self.manager_panics.get(),
+            background_restarts: self.background_restarts.get(),
             pool_created_at: rfc3339(ctx.created_at),
             last_health_check: ctx.last_health_check.map(rfc3339),
             last_error: ctx.last_error,
@@ -319,6 +327,12 @@ pub struct Statistics {
     pub opening_connections: u64,
     /// Callers queued in `acquire()` for a free slot right now.
     pub waiting_requests: u64,
+    /// Capacity nobody holds right now: `max_size` minus the permits held
+    /// by lent connections, connects and checks under way, and callers
+    /// between two steps of `acquire()`. Zero while callers are queued.
+    /// Equals `max_size` whenever the pool is quiet; anything less then is
+    /// lost capacity.
+    pub free_permits: u64,
     /// The highest `active_connections` seen at an acquisition.
     pub peak_active_connections: u64,
     /// The highest `waiting_requests` seen when a caller queued.
@@ -380,6 +394,14 @@ pub struct Statistics {
     /// Errors met by maintenance (failed replenishing connects, a broken
     /// invariant); each is also logged under `pool_core::maintenance`.
     pub maintenance_errors: u64,
+    /// Panics caught in the manager's `create` or `validate` (each also
+    /// counted as a failed connect or validation, and logged at ERROR under
+    /// `pool_core::manager`), and in a maintenance round.
+    pub manager_panics: u64,
+    /// Background tasks (deadlines, maintenance, the reconnect supervisor)
+    /// started again on a caller's runtime because the runtime they ran on
+    /// was shut down; each is logged at WARN under `pool_core::tasks`.
+    pub background_restarts: u64,
     /// When the pool was built (RFC 3339, UTC).
     pub pool_created_at: String,
     /// When `health_check()` last ran, if ever.

@@ -209,3 +209,59 @@ async fn closing_fails_waiters_and_new_acquires_and_closes_idle_connections() {
     );
     assert_eq!(s.state, pool_core::PoolState::Terminated);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_returned_while_a_caller_connects_is_handed_to_that_caller() {
+    let pool = pool(1, 2).await;
+    let held = pool.acquire().await.unwrap();
+    // The caller's own connect hangs (until create_timeout).
+    pool.manager().set_create(Gate::Never);
+    let caller = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let conn = pool.acquire().await?;
+            Ok::<_, PoolError<common::FakeError>>((conn.serial, started.elapsed()))
+        })
+    };
+    common::eventually(&pool, "the caller is connecting", |s| {
+        s.opening_connections == 1
+    })
+    .await;
+
+    drop(held);
+
+    let (serial, took) = caller.await.unwrap().expect("the returned connection");
+    assert_eq!(serial, 1, "the connection that came back");
+    assert!(
+        took < pool.config().create_timeout,
+        "taken at once, not after the connect timed out ({took:?})"
+    );
+    pool.manager().set_create(Gate::Ok);
+    assert_nothing_lost(&pool).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_returned_connection_goes_to_a_queued_waiter_before_a_connecting_caller() {
+    let pool = pool(0, 2).await;
+    let first = pool.acquire().await.unwrap();
+    pool.manager().set_create(Gate::Never);
+    // The second caller connects (hangs); the third queues for a permit.
+    let connecting = common::spawn_acquire(&pool);
+    common::eventually(&pool, "connecting", |s| s.opening_connections == 1).await;
+    let queued = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.acquire().await.map(|conn| conn.serial) })
+    };
+    common::eventually(&pool, "queued", |s| s.waiting_requests == 1).await;
+
+    drop(first);
+
+    assert_eq!(queued.await.unwrap().unwrap(), 1, "first in line first");
+    pool.manager().set_create(Gate::Ok);
+    connecting
+        .await
+        .unwrap()
+        .expect("served once its connect retried");
+    assert_nothing_lost(&pool).await;
+}

@@ -49,3 +49,25 @@ async fn every_event_the_pool_logs_names_its_pool() {
         "events without the pool's name: {unnamed:#?}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_panic_in_the_manager_is_logged_at_error_with_its_message() {
+    let (logs, _guard) = Logs::capture();
+    let pool = Pool::build(FakeManager::new(), config(0, 1).name("panicky"))
+        .await
+        .unwrap();
+    pool.manager()
+        .panic_in_create
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(pool.acquire().await.is_err());
+    pool.close();
+
+    let errors = logs.lines_with("ERROR");
+    assert!(
+        errors.iter().any(|line| line.contains("pool=panicky")
+            && line.contains("create panicked")
+            && line.contains("the fake manager's create panicked")),
+        "no ERROR event for the panic in:\n{}",
+        logs.text()
+    );
+}

@@ -203,7 +203,11 @@ async fn a_dead_connection_makes_the_pool_check_every_idle_one_before_handing_it
     assert_nothing_lost(&pool).await;
     let s = pool.statistics();
     assert_eq!(s.closed_by_reason.broken, 1);
-    assert_eq!(s.closed_by_reason.validation_failed, 3, "{s:?}");
+    // At least the three dead idle ones. While the caller's own connect is
+    // under way it may also take connections maintenance parks meanwhile;
+    // made in the instant of the failure, they are suspect too, and fail
+    // this fake's validation as well.
+    assert!(s.closed_by_reason.validation_failed >= 3, "{s:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -221,4 +225,96 @@ async fn a_connect_failure_with_connections_still_open_is_not_an_outage() {
     drop(held);
     pool.manager().set_create(Gate::Ok);
     assert_nothing_lost(&pool).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_transient_connect_failure_on_an_empty_pool_turns_no_caller_away() {
+    let pool = pool(0, 4).await;
+    // Too many connections, a server starting up: not evidence it is down.
+    pool.manager()
+        .server_down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    pool.manager()
+        .fail_next_creates
+        .store(1, std::sync::atomic::Ordering::SeqCst);
+    let mut states = pool.subscribe_state();
+    states.borrow_and_update();
+    let started = Instant::now();
+
+    let callers: Vec<_> = (0..3).map(|_| common::spawn_acquire(&pool)).collect();
+    for caller in callers {
+        caller
+            .await
+            .unwrap()
+            .expect("every caller gets a connection; nobody is told the database is down");
+    }
+
+    let refused_for = started.elapsed();
+    eprintln!("one transient failure on an empty pool: callers served after {refused_for:?}, none refused");
+    assert!(
+        refused_for < Duration::from_millis(100),
+        "served after the callers' own retry ({refused_for:?}), not after a recovery"
+    );
+    assert!(
+        !states.has_changed().unwrap() || *states.borrow() != PoolState::Recovering,
+        "never RECOVERING"
+    );
+    assert_eq!(pool.statistics().connection_failures, 1);
+    assert_nothing_lost(&pool).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_connect_on_an_empty_pool_starts_recovery_at_once() {
+    let pool = pool(0, 4).await;
+    pool.manager().set_create(Gate::Err);
+    let started = Instant::now();
+
+    let err = pool.acquire().await.unwrap_err();
+
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(
+        pool.manager().creates(),
+        1,
+        "one refusal is evidence enough"
+    );
+    assert_eq!(pool.state(), PoolState::Recovering);
+    pool.manager().set_create(Gate::Ok);
+    let mut states = pool.subscribe_state();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        states.wait_for(|s| *s != PoolState::Recovering),
+    )
+    .await
+    .expect("recovered once the database is back")
+    .unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_failures_in_a_row_start_recovery_after_the_threshold() {
+    let pool = pool(0, 4).await;
+    pool.manager()
+        .server_down
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    pool.manager().set_create(Gate::Err);
+
+    let err = pool.acquire().await.unwrap_err();
+
+    assert!(err.is_unavailable(), "{err}");
+    assert_eq!(
+        pool.manager().creates(),
+        pool_core::RECOVERY_FAILURE_THRESHOLD,
+        "RECOVERING after {} failures in a row, not one",
+        pool_core::RECOVERY_FAILURE_THRESHOLD
+    );
+    assert_eq!(pool.state(), PoolState::Recovering);
+    pool.manager().set_create(Gate::Ok);
+    let mut states = pool.subscribe_state();
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        states.wait_for(|s| *s != PoolState::Recovering),
+    )
+    .await
+    .expect("recovered once the database is back")
+    .unwrap();
 }

@@ -139,3 +139,34 @@ async fn dropping_the_pool_during_recovery_stops_the_supervisor() {
     tokio::time::sleep(Duration::from_secs(120)).await;
     assert_eq!(counters.creates.load(Ordering::SeqCst), creates);
 }
+
+#[test]
+fn close_racing_a_maintenance_round_never_leaves_an_idle_connection_open() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        for round in 0..200 {
+            let pool = pool(16, 16).await;
+            let maintenance = {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.run_maintenance().await })
+            };
+            let closer = {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.close() })
+            };
+            let (m, c) = tokio::join!(maintenance, closer);
+            m.unwrap();
+            c.unwrap();
+            let s = pool.statistics();
+            assert_eq!(
+                (s.idle_connections, pool.manager().live()),
+                (0, 0),
+                "round {round}: a closed pool keeps nothing open: {s:?}"
+            );
+        }
+    });
+}

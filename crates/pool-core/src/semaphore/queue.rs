@@ -84,6 +84,15 @@ impl WaitQueue {
         self.entries.get_mut(index)
     }
 
+    /// Copies of the wakers of every waiter not yet expired, in arrival
+    /// order; the queue is left as it is.
+    pub(super) fn wakers(&self) -> Vec<Waker> {
+        self.entries
+            .iter()
+            .filter_map(|waiter| waiter.waker.clone())
+            .collect()
+    }
+
     /// Empties the queue, returning the wakers in arrival order.
     pub(super) fn take_wakers(&mut self) -> Vec<Waker> {
         self.entries

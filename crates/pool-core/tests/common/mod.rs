@@ -51,6 +51,14 @@ pub struct FakeManager {
     pub create_gate: Mutex<Gate>,
     pub validate_gate: Mutex<Gate>,
     pub retryable: AtomicBool,
+    /// Whether a failed create says the server is down (like a refused TCP
+    /// connect); `true` unless a test says otherwise.
+    pub server_down: AtomicBool,
+    /// Panic in the next `create` / `validate` call(s) while set.
+    pub panic_in_create: AtomicBool,
+    pub panic_in_validate: AtomicBool,
+    /// The next this many creates fail (before the gate is consulted).
+    pub fail_next_creates: AtomicU64,
     pub counters: Arc<Counters>,
 }
 
@@ -80,6 +88,10 @@ impl FakeManager {
             create_gate: Mutex::new(Gate::Ok),
             validate_gate: Mutex::new(Gate::Ok),
             retryable: AtomicBool::new(true),
+            server_down: AtomicBool::new(true),
+            panic_in_create: AtomicBool::new(false),
+            panic_in_validate: AtomicBool::new(false),
+            fail_next_creates: AtomicU64::new(0),
             counters: Arc::new(Counters::default()),
         }
     }
@@ -120,8 +132,18 @@ impl Manager for FakeManager {
     async fn create(&self) -> Result<LiveConn, FakeError> {
         let serial = self.counters.creates.fetch_add(1, Ordering::SeqCst) + 1;
         self.create_times.lock().push(tokio::time::Instant::now());
+        let failing = self
+            .fail_next_creates
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok();
+        if failing {
+            return Err(FakeError("create refused (one-off)"));
+        }
         let gate = *self.create_gate.lock();
         pass(gate, "create refused").await?;
+        if self.panic_in_create.load(Ordering::SeqCst) {
+            panic!("the fake manager's create panicked");
+        }
         self.counters.live.fetch_add(1, Ordering::SeqCst);
         Ok(LiveConn {
             conn: FakeConn {
@@ -138,7 +160,11 @@ impl Manager for FakeManager {
     async fn validate(&self, _conn: &mut LiveConn) -> Result<(), FakeError> {
         self.counters.validates.fetch_add(1, Ordering::SeqCst);
         let gate = *self.validate_gate.lock();
-        pass(gate, "validation refused").await
+        pass(gate, "validation refused").await?;
+        if self.panic_in_validate.load(Ordering::SeqCst) {
+            panic!("the fake manager's validate panicked");
+        }
+        Ok(())
     }
 
     fn is_broken(&self, conn: &mut LiveConn) -> bool {
@@ -166,6 +192,10 @@ impl Manager for FakeManager {
 
     fn is_retryable(&self, _error: &FakeError) -> bool {
         self.retryable.load(Ordering::SeqCst)
+    }
+
+    fn is_server_down(&self, _error: &FakeError) -> bool {
+        self.server_down.load(Ordering::SeqCst)
     }
 }
 
@@ -224,6 +254,10 @@ pub async fn assert_nothing_lost(pool: &Pool<FakeManager>) {
         s.idle_connections + s.active_connections + s.opening_connections
     );
     assert!(s.total_connections <= s.max_size);
+    assert_eq!(
+        s.free_permits, s.max_size,
+        "every permit is back once the pool is quiet: {s:?}"
+    );
     assert_eq!(
         pool.manager().live(),
         s.total_connections,
