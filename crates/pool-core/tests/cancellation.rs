@@ -161,3 +161,27 @@ async fn the_cancellation_matrix_loses_nothing_in_any_combination() {
         }
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn dropping_build_in_the_middle_of_warm_up_leaves_nothing_open() {
+    let manager = FakeManager::new();
+    let counters = std::sync::Arc::clone(&manager.counters);
+    manager.set_create(Gate::Slow(Duration::from_millis(500)));
+    // 20 warm connections: a first batch of 16, then a second of 4.
+    let build = Pool::build(manager, config(20, 20));
+
+    let dropped = tokio::time::timeout(Duration::from_millis(750), build).await;
+
+    assert!(dropped.is_err(), "build was still warming up");
+    let live = || counters.live.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        counters.creates.load(std::sync::atomic::Ordering::SeqCst),
+        20,
+        "both batches had started"
+    );
+    assert_eq!(live(), 0, "the first batch's idle connections were closed");
+    // Nothing goes on in the background either.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(live(), 0);
+    assert_eq!(counters.creates.load(std::sync::atomic::Ordering::SeqCst), 20);
+}
