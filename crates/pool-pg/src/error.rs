@@ -85,6 +85,24 @@ impl PgError {
         is_retryable(&self.error)
     }
 
+    /// Whether the failure says the server is not there at all: the TCP
+    /// connect was refused (nothing listens on the port), or the Unix
+    /// socket does not exist. One such failure with no connection open
+    /// moves the pool to `RECOVERING` at once; other failures (too many
+    /// connections, a server starting up, a timeout) only after
+    /// `RECOVERY_FAILURE_THRESHOLD` failures in a row.
+    pub fn is_server_down(&self) -> bool {
+        let io_kind = self
+            .error
+            .source()
+            .and_then(|source| source.downcast_ref::<io::Error>())
+            .map(io::Error::kind);
+        matches!(
+            io_kind,
+            Some(io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound)
+        )
+    }
+
     /// Whether this was the liveness check rather than a connect.
     pub fn is_validation(&self) -> bool {
         self.operation == Operation::Validate

@@ -34,7 +34,7 @@ use crate::connection::{canceller, spawn, PgConnection, TaskReport};
 use crate::error::{Operation, PgError};
 use crate::session::Dirt;
 use crate::tls::PgTls;
-use crate::url::{redacted_url_of, servers};
+use crate::url::{redacted_url_of, servers, shown_name};
 
 /// The pool's [`Manager`] for PostgreSQL over tokio-postgres, generic over
 /// the TLS connector ([`PgTls`] by default: the libpq `sslmode`s, see
@@ -232,6 +232,10 @@ where
     fn is_retryable(&self, error: &PgError) -> bool {
         error.is_retryable()
     }
+
+    fn is_server_down(&self, error: &PgError) -> bool {
+        error.is_server_down()
+    }
 }
 
 impl<T> fmt::Debug for PgManager<T> {
@@ -247,11 +251,14 @@ impl<T> fmt::Debug for PgManager<T> {
 }
 
 /// `host:port[, host:port] (database "..", user "..")`: what errors and log
-/// lines name as "the server". Never the password.
+/// lines name as "the server". Never the password, not even from a
+/// configuration that tokio-postgres misread into a user name (see
+/// `url::shown_name`).
 fn describe_server(config: &Config) -> String {
     let mut text = servers(config).join(", ");
-    let dbname = config.get_dbname().or(config.get_user());
-    match (dbname, config.get_user()) {
+    let user = config.get_user().map(shown_name);
+    let dbname = config.get_dbname().map(shown_name).or(user);
+    match (dbname, user) {
         (Some(dbname), Some(user)) => {
             text.push_str(&format!(" (database {dbname:?}, user {user:?})"));
         }

@@ -1,37 +1,53 @@
-//! The database URL: the checks run when the configuration is built, and
-//! redaction.
+//! The database URL: how it is read, the checks run when the configuration
+//! is built, and redaction.
 //!
 //! Invariant: **nothing this module returns contains the password.** Issues
-//! show the URL only through [`redact_url`], which replaces the password of
-//! the user-info part and every `password=` query value with `***`; the
-//! password is taken to run from the first `:` of the user-info to the
-//! *last* `@`, so a password with an unencoded `@` is hidden whole (over-
-//! redacting the host at worst, never leaking). Parse errors from
-//! tokio-postgres carry no input today, but are scrubbed of the password
-//! anyway. [`redacted_url_of`] rebuilds a URL from a parsed configuration,
-//! so it has no password to leak in the first place.
+//! show the URL only through [`redact_url`], which hides every byte that is
+//! part of a password under any plausible reading of the URL (see
+//! `reading.rs`): the user info's password, every `password` query value,
+//! and, when an `@` cannot be placed, everything from the first `:` to it.
+//! Parse errors from tokio-postgres carry no input today, but are scrubbed
+//! of those texts anyway. [`redacted_url_of`] rebuilds a URL from a parsed
+//! configuration, so it has no password to leak in the first place.
+//!
+//! **Reading the URL.** tokio-postgres ends the user info at the first `@`
+//! of the whole URL, so an `@` in a query value (`?password=hunter@2`) made
+//! it read the wrong user and host, and show password pieces as the user
+//! name. pool-pg finds the user info itself (the last `@` before the first
+//! `/`, `?` or `#`, with the exceptions `reading.rs` lists for a `/`, `?`
+//! or `#` in a password), then hands tokio-postgres the same URL with every
+//! other `@` percent-encoded as `%40`, which it decodes back: the user's
+//! intent wins, and `@` needs no encoding in passwords or query values.
+//! Two shapes are refused instead of guessed, with the advice to
+//! percent-encode: an `@` that is neither the user info's nor inside a query
+//! value (`postgres://h/x@y`: a `/` in the user name, or an `@` in the
+//! database name?), and a `#` after the host (a fragment, which PostgreSQL
+//! URLs do not have, or a `#` that libpq would keep in a value?).
 //!
 //! Only `postgres://` and `postgresql://` URLs are accepted. tokio-postgres
 //! also parses libpq `key=value` strings, but a variable called
 //! `DATABASE_URL` holding one is more often a mistake than a choice, and it
-//! cannot be redacted reliably when malformed; a program that wants one can
-//! parse it into a `tokio_postgres::Config` and use `PgManager::new`.
+//! cannot be redacted reliably when malformed ([`redact_url`] hides it
+//! whole); a program that wants one can parse it into a
+//! `tokio_postgres::Config` and use `PgManager::new`.
 
-use std::borrow::Cow;
+mod reading;
+#[cfg(test)]
+mod tests;
 
-use percent_encoding::percent_decode_str;
 use pool_core::ConfigIssue;
 use tokio_postgres::config::Host;
 use tokio_postgres::Config;
 
 use crate::tls::{take_url_params, TlsSettings};
+use reading::{Reading, REDACTED};
 
 /// The variable that holds the database URL.
 pub const DATABASE_URL: &str = "DATABASE_URL";
 /// The URL shape shown in suggestions.
 pub(crate) const EXAMPLE_URL: &str = "postgres://user:password@host:5432/dbname";
-/// What a password is replaced with.
-const REDACTED: &str = "***";
+/// What [`redact_url`] returns for text that is not a URL.
+const NOT_SHOWN: &str = "<not a URL; not shown>";
 /// The configuration field the URL issues are filed under.
 const FIELD: &str = "database_url";
 
@@ -51,16 +67,19 @@ pub(crate) fn parse_database_url(raw: &str) -> Result<(Config, TlsSettings), Con
             format!("set DATABASE_URL={EXAMPLE_URL}"),
         ));
     }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        let message = if is_key_value(url) {
-            "DATABASE_URL is a key=value connection string; only postgres:// URLs are accepted"
-        } else {
-            "DATABASE_URL is not a URL: it has no scheme such as postgres://"
-        };
-        return Err(issue(
-            message.to_owned(),
-            format!("write it as {EXAMPLE_URL}"),
-        ));
+    let (scheme, rest) = match url.split_once("://") {
+        Some((scheme, rest)) if is_plain_scheme(scheme) || !is_key_value(url) => (scheme, rest),
+        _ => {
+            let message = if is_key_value(url) {
+                "DATABASE_URL is a key=value connection string; only postgres:// URLs are accepted"
+            } else {
+                "DATABASE_URL is not a URL: it has no scheme such as postgres://"
+            };
+            return Err(issue(
+                message.to_owned(),
+                format!("write it as {EXAMPLE_URL}"),
+            ));
+        }
     };
     if scheme != "postgres" && scheme != "postgresql" {
         let named = if is_plain_scheme(scheme) {
@@ -82,16 +101,25 @@ pub(crate) fn parse_database_url(raw: &str) -> Result<(Config, TlsSettings), Con
             suggestion,
         ));
     }
-    if rest.matches('@').count() > 1 {
+    let reading = Reading::of(rest);
+    if reading.has_hash() {
         return Err(issue(
             format!(
-                "DATABASE_URL ({shown}) contains more than one `@`: a special character in the user name or password is not percent-encoded"
+                "DATABASE_URL ({shown}) has a `#` after the host: PostgreSQL URLs have no #fragment, and libpq would read it as part of the database name or of a value"
             ),
-            "percent-encode it in DATABASE_URL: @ as %40, : as %3A, / as %2F, ? as %3F, # as %23"
+            "percent-encode # as %23 where it belongs to the database name or a value (such as password=...), or remove the #fragment".to_owned(),
+        ));
+    }
+    if reading.stray_at().is_some() {
+        return Err(issue(
+            format!(
+                "DATABASE_URL ({shown}) has an `@` that neither ends the user name and password nor sits in a query value, so where the user info ends is unclear (a `/`, `?` or `#` in the password, or an `@` in the database name?)"
+            ),
+            "percent-encode it in DATABASE_URL: in the user name and password @ as %40, / as %2F, ? as %3F, # as %23; in the database name @ as %40"
                 .to_owned(),
         ));
     }
-    let (without_tls, tls) = take_url_params(url);
+    let (without_tls, tls) = take_url_params(&reading.canonical(scheme));
     let config: Config = without_tls.parse().map_err(|error: tokio_postgres::Error| {
         let mut cause = error.to_string();
         let mut source = std::error::Error::source(&error);
@@ -103,7 +131,7 @@ pub(crate) fn parse_database_url(raw: &str) -> Result<(Config, TlsSettings), Con
         issue(
             format!(
                 "DATABASE_URL ({shown}) is not a valid PostgreSQL URL: {}",
-                scrub(&cause, url)
+                scrub(&cause, &reading.secrets())
             ),
             if without_tls.contains(crate::routing::PREFER_STANDBY)
                 || without_tls.contains("target_session_attrs=standby")
@@ -147,9 +175,13 @@ pub(crate) fn parse_database_url(raw: &str) -> Result<(Config, TlsSettings), Con
     Ok((config, tls))
 }
 
-/// `url` with its password replaced by `***`, both in the user-info part
-/// and in a `password=` query parameter. Anything that is not a URL (such as
-/// a `key=value` connection string) is replaced whole, since its password
+/// `url` with every password replaced by `***`: the user info's, and the
+/// value of every query key containing `password` (`password`,
+/// `pass%77ord`, `sslpassword`). The user info ends where pool-pg reads it
+/// to end (the last `@` before the host, not the first `@` of the URL);
+/// where a URL could be read two ways, whatever could be a password in
+/// either reading is hidden. Anything that is not a URL (such as a
+/// `key=value` connection string) is replaced whole, since its password
 /// cannot be found reliably.
 ///
 /// ```
@@ -159,61 +191,32 @@ pub(crate) fn parse_database_url(raw: &str) -> Result<(Config, TlsSettings), Con
 ///     redact_url("postgres://app:s3cr3t@db:5432/orders?password=s3cr3t&sslmode=require"),
 ///     "postgres://app:***@db:5432/orders?password=***&sslmode=require",
 /// );
+/// assert_eq!(
+///     redact_url("postgres://db/orders?password=hunter@2"),
+///     "postgres://db/orders?password=***",
+/// );
 /// assert_eq!(redact_url("host=db password=s3cr3t"), "<not a URL; not shown>");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    let (prefix, rest) = match url.find("://") {
-        Some(at) => url.split_at(at + 3),
-        None if is_key_value(url) => return "<not a URL; not shown>".to_owned(),
-        None => ("", url),
-    };
-    let mut out = String::with_capacity(url.len());
-    out.push_str(prefix);
-    let after_credentials = match rest.rfind('@') {
-        Some(at) => {
-            let credentials = &rest[..at];
-            match credentials.split_once(':') {
-                Some((user, _password)) => {
-                    out.push_str(user);
-                    out.push(':');
-                    out.push_str(REDACTED);
-                }
-                None => out.push_str(credentials),
-            }
-            &rest[at..]
+    match url.split_once("://") {
+        Some((scheme, rest)) if is_plain_scheme(scheme) => {
+            format!("{scheme}://{}", Reading::of(rest).redacted())
         }
-        None => rest,
-    };
-    match after_credentials.split_once('?') {
-        Some((path, query)) => {
-            out.push_str(path);
-            out.push('?');
-            for (i, pair) in query.split('&').enumerate() {
-                if i > 0 {
-                    out.push('&');
-                }
-                match pair.split_once('=') {
-                    Some((key, _)) if percent_decode_str(key).decode_utf8_lossy() == "password" => {
-                        out.push_str(key);
-                        out.push('=');
-                        out.push_str(REDACTED);
-                    }
-                    _ => out.push_str(pair),
-                }
-            }
-        }
-        None => out.push_str(after_credentials),
+        Some(_) => NOT_SHOWN.to_owned(),
+        None if is_key_value(url) => NOT_SHOWN.to_owned(),
+        None => Reading::of(url).redacted(),
     }
-    out
 }
 
 /// A URL rebuilt from a parsed configuration: user, `***` if there is a
 /// password, hosts and ports, database and application name. It never
-/// contains the password because it is never given it.
+/// contains the password because it is never given it; a user or database
+/// name that holds `password=` (a URL misread before it reached us) is
+/// shown as `***` too.
 pub(crate) fn redacted_url_of(config: &Config) -> String {
     let mut out = String::from("postgres://");
     if let Some(user) = config.get_user() {
-        out.push_str(&encode(user));
+        out.push_str(&encode_shown(user));
     }
     if config.get_password().is_some() {
         out.push(':');
@@ -225,13 +228,34 @@ pub(crate) fn redacted_url_of(config: &Config) -> String {
     out.push_str(&servers(config).join(","));
     out.push('/');
     if let Some(dbname) = config.get_dbname() {
-        out.push_str(&encode(dbname));
+        out.push_str(&encode_shown(dbname));
     }
     if let Some(name) = config.get_application_name() {
         out.push_str("?application_name=");
-        out.push_str(&encode(name));
+        out.push_str(&encode_shown(name));
     }
     out
+}
+
+/// A user, database or application name as safe to show: `***` if it
+/// holds `password=` in any case, the sign of a URL tokio-postgres read
+/// itself (`postgres://db/x?password=hunter@2` gives the user
+/// `db/x?password=hunter`); else `name`. pool-pg's own reading never gives
+/// such a name; this guards configurations built elsewhere.
+pub(crate) fn shown_name(name: &str) -> &str {
+    if name.to_ascii_lowercase().contains("password=") {
+        REDACTED
+    } else {
+        name
+    }
+}
+
+/// [`shown_name`], percent-encoded for a URL (`***` kept as is).
+fn encode_shown(name: &str) -> String {
+    match shown_name(name) {
+        REDACTED => REDACTED.to_owned(),
+        shown => encode(shown),
+    }
 }
 
 /// The `host:port` of every server the configuration names, in order.
@@ -296,20 +320,14 @@ fn is_plain_scheme(scheme: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
 }
 
-/// Removes the URL's password (raw and percent-decoded) from `text`.
-fn scrub(text: &str, url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let Some(password) = rest
-        .rfind('@')
-        .and_then(|at| rest[..at].split_once(':'))
-        .map(|(_, password)| password)
-        .filter(|password| !password.is_empty())
-    else {
-        return text.to_owned();
-    };
-    let decoded: Cow<'_, str> = percent_decode_str(password).decode_utf8_lossy();
-    text.replace(password, REDACTED)
-        .replace(decoded.as_ref(), REDACTED)
+/// `text` with each of `secrets` (longest first; see
+/// `Reading::secrets`) replaced by `***`.
+fn scrub(text: &str, secrets: &[String]) -> String {
+    let mut text = text.to_owned();
+    for secret in secrets.iter().filter(|secret| !secret.is_empty()) {
+        text = text.replace(secret.as_str(), REDACTED);
+    }
+    text
 }
 
 /// Percent-encodes everything but RFC 3986 unreserved characters.
@@ -323,83 +341,4 @@ fn encode(text: &str) -> String {
         }
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const SECRET: &str = "s3cr3t-p4ss";
-
-    #[test]
-    fn the_password_is_redacted_from_user_info_and_query() {
-        assert_eq!(
-            redact_url("postgres://app:s3cr3t-p4ss@db:5432/x?password=s3cr3t-p4ss"),
-            "postgres://app:***@db:5432/x?password=***"
-        );
-        assert_eq!(
-            redact_url("postgres://db/x?pass%77ord=s3cr3t-p4ss&sslmode=disable"),
-            "postgres://db/x?pass%77ord=***&sslmode=disable"
-        );
-    }
-
-    #[test]
-    fn prefer_standby_on_a_single_pool_points_to_read_write_pools() {
-        let Err(issue) = parse_database_url(
-            "postgres://app@a:5432,b:5432/x?target_session_attrs=prefer-standby",
-        ) else {
-            panic!("tokio-postgres 0.7 does not take prefer-standby");
-        };
-        let text = issue.to_string();
-        assert!(text.contains("ReadWritePools"), "{text}");
-    }
-
-    #[test]
-    fn an_unencoded_at_sign_in_the_password_is_redacted_whole() {
-        let shown = redact_url("postgres://app:s3cr@3t-p4ss@db/x");
-        assert_eq!(shown, "postgres://app:***@db/x");
-    }
-
-    #[test]
-    fn a_url_without_a_password_is_unchanged() {
-        let url = "postgresql://app@db:5432/x?application_name=api";
-        assert_eq!(redact_url(url), url);
-    }
-
-    #[test]
-    fn key_value_strings_are_not_shown() {
-        let shown = redact_url(&format!("host=db password={SECRET}"));
-        assert!(!shown.contains(SECRET), "{shown}");
-    }
-
-    #[test]
-    fn a_rebuilt_url_shows_that_a_password_exists_but_not_which() {
-        let config: Config = format!("postgres://app:{SECRET}@db:6543/orders?application_name=api")
-            .parse()
-            .unwrap();
-        assert_eq!(
-            redacted_url_of(&config),
-            "postgres://app:***@db:6543/orders?application_name=api"
-        );
-    }
-
-    #[test]
-    fn unix_socket_and_ipv6_hosts_are_rebuilt_readably() {
-        let config: Config = "postgres://app@[::1]:5433,%2Fvar%2Frun%2Fpostgresql/x"
-            .parse()
-            .unwrap();
-        assert_eq!(
-            servers(&config),
-            vec![
-                "[::1]:5433".to_owned(),
-                "%2Fvar%2Frun%2Fpostgresql:5432".to_owned()
-            ]
-        );
-    }
-
-    #[test]
-    fn scrubbing_removes_raw_and_decoded_passwords() {
-        let url = "postgres://app:p%40ss-word@db/x";
-        assert_eq!(scrub("a p@ss-word b p%40ss-word", url), "a *** b ***");
-    }
 }

@@ -153,10 +153,17 @@ fn a_bad_port_or_option_is_refused_with_the_reason() {
 }
 
 #[test]
-fn an_unencoded_at_sign_gets_the_percent_encoding_advice() {
+fn an_at_sign_whose_place_is_unclear_gets_the_percent_encoding_advice() {
+    // The last `@` before the host ends the user info (`p@ss` is the
+    // password); an `@` after the host could be in the password or the
+    // database name, so it is refused with the advice.
     assert_mentions(
-        &url_error("postgres://app:p@ss@db/orders"),
-        &["more than one `@`", "@ as %40"],
+        &url_error("postgres://app:pw@db/my@orders"),
+        &[
+            "where the user info ends is unclear",
+            "@ as %40",
+            "/ as %2F",
+        ],
     );
 }
 
@@ -169,6 +176,7 @@ fn accepted_urls_cover_both_schemes_unix_sockets_and_several_hosts() {
         "postgres:///orders?host=/var/run/postgresql&user=app",
         "postgres://app@db1:5432,db2:5433/orders?target_session_attrs=read-write",
         "postgres://app@[::1]:5432/orders",
+        "postgres://app:p@ss@db/orders",
     ] {
         assert!(PgConfig::new(url, PoolConfig::default()).is_ok(), "{url}");
     }
