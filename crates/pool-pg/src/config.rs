@@ -34,6 +34,28 @@ pub const DEFAULT_KEEPALIVES_INTERVAL: Duration = Duration::from_secs(10);
 /// sets `keepalives_retries`: 3. With the two above, a silent peer is
 /// detected in about a minute.
 pub const DEFAULT_KEEPALIVES_RETRIES: u32 = 3;
+/// How long bytes the pool sent may stay unacknowledged before the kernel
+/// ends the connection (Linux's `TCP_USER_TIMEOUT`), unless the URL sets
+/// `tcp_user_timeout`: 30 s.
+///
+/// Why: on a link that went silent (the server's host died, a route or a
+/// firewall flow vanished: nothing sends a reset), a request otherwise
+/// waits for Linux's retransmission limit, `net.ipv4.tcp_retries2`, about
+/// 15 minutes, and keepalives do not help because they only probe an idle
+/// connection. 30 s rides out a brief loss or a failover's re-routing and is
+/// long before anyone would call the request hung. It never cuts a slow
+/// query short: the server acknowledges the request as soon as it arrives,
+/// and waiting for its answer sends nothing.
+///
+/// Side effects on Linux: with keepalives on, the kernel ends an idle
+/// connection at the first keepalive tick after the link has been silent
+/// this long and a probe went unanswered (instead of after
+/// `keepalives_retries` probes), so with the keepalive defaults a dead idle
+/// link is noticed after about 40 s instead of 60 s. And a peer that keeps
+/// its receive window closed this long (stops reading while the pool has
+/// more to send) also ends the connection. Ignored for Unix sockets and on
+/// other systems.
+pub const DEFAULT_TCP_USER_TIMEOUT: Duration = Duration::from_secs(30);
 /// tokio-postgres's own `keepalives_idle` default, which we take to mean
 /// "not set".
 const TOKIO_POSTGRES_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
@@ -62,9 +84,18 @@ const TOKIO_POSTGRES_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60
 /// `application_name` [`pool-pg`](DEFAULT_APPLICATION_NAME); TCP keepalives
 /// after [30 s](DEFAULT_KEEPALIVES_IDLE) idle, every
 /// [10 s](DEFAULT_KEEPALIVES_INTERVAL), [3](DEFAULT_KEEPALIVES_RETRIES)
-/// probes (unless the URL says `keepalives=0`); and tokio-postgres's TCP
+/// probes (unless the URL says `keepalives=0`); a TCP
+/// [`tcp_user_timeout`](DEFAULT_TCP_USER_TIMEOUT) of 30 s, so a request on a
+/// silent link fails in bounded time; and tokio-postgres's TCP
 /// `connect_timeout` equal to the pool's `create_timeout`. Values the URL
 /// sets are kept.
+///
+/// Unlike libpq, tokio-postgres (0.7.18) reads the URL's `tcp_user_timeout`
+/// in **seconds**, not milliseconds (`tcp_user_timeout=10` is 10 s; a
+/// libpq-style `10000` would be almost three hours), and it cannot tell
+/// `tcp_user_timeout=0` from a URL without the key, so `0` gets the 30 s
+/// default too. To keep the operating system's own limit, set it in code:
+/// `config.database.tcp_user_timeout(Duration::ZERO)`.
 ///
 /// # TLS
 ///
@@ -250,6 +281,10 @@ pub(crate) fn apply_connection_defaults(config: &mut Config, create_timeout: Dur
     if config.get_connect_timeout().is_none() {
         config.connect_timeout(create_timeout);
     }
+    // `Some(Duration::ZERO)` (set in code) means "the OS default" and is kept.
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(DEFAULT_TCP_USER_TIMEOUT);
+    }
     if config.get_keepalives() {
         if config.get_keepalives_idle() == TOKIO_POSTGRES_KEEPALIVES_IDLE {
             config.keepalives_idle(DEFAULT_KEEPALIVES_IDLE);
@@ -304,12 +339,16 @@ mod tests {
             config.get_keepalives_retries(),
             Some(DEFAULT_KEEPALIVES_RETRIES)
         );
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            Some(&DEFAULT_TCP_USER_TIMEOUT)
+        );
     }
 
     #[test]
     fn values_the_url_sets_are_kept() {
         let mut config: Config = "postgres://app@db/x?application_name=api&connect_timeout=7\
-             &keepalives_idle=60&keepalives_interval=5&keepalives_retries=9"
+             &keepalives_idle=60&keepalives_interval=5&keepalives_retries=9&tcp_user_timeout=4"
             .parse()
             .unwrap();
         apply_connection_defaults(&mut config, Duration::from_secs(3));
@@ -321,6 +360,41 @@ mod tests {
             Some(Duration::from_secs(5))
         );
         assert_eq!(config.get_keepalives_retries(), Some(9));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::from_secs(4)));
+    }
+
+    #[test]
+    fn a_url_tcp_user_timeout_is_read_in_seconds_unlike_libpq() {
+        let mut config: Config = "postgres://app@db/x?tcp_user_timeout=2000".parse().unwrap();
+        apply_connection_defaults(&mut config, Duration::from_secs(3));
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            Some(&Duration::from_secs(2000)),
+            "tokio-postgres reads seconds; if this changes, fix the docs"
+        );
+    }
+
+    #[test]
+    fn a_url_tcp_user_timeout_of_zero_looks_unset_and_gets_the_default() {
+        let mut config: Config = "postgres://app@db/x?tcp_user_timeout=0".parse().unwrap();
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            None,
+            "tokio-postgres drops 0; if this changes, keep it and fix the docs"
+        );
+        apply_connection_defaults(&mut config, Duration::from_secs(3));
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            Some(&DEFAULT_TCP_USER_TIMEOUT)
+        );
+    }
+
+    #[test]
+    fn a_zero_tcp_user_timeout_set_in_code_keeps_the_os_default() {
+        let mut config: Config = "postgres://app@db/x".parse().unwrap();
+        config.tcp_user_timeout(Duration::ZERO);
+        apply_connection_defaults(&mut config, Duration::from_secs(3));
+        assert_eq!(config.get_tcp_user_timeout(), Some(&Duration::ZERO));
     }
 
     #[test]
@@ -329,5 +403,10 @@ mod tests {
         apply_connection_defaults(&mut config, Duration::from_secs(3));
         assert!(!config.get_keepalives());
         assert_eq!(config.get_keepalives_interval(), None);
+        // Bytes in flight are bounded with or without keepalives.
+        assert_eq!(
+            config.get_tcp_user_timeout(),
+            Some(&DEFAULT_TCP_USER_TIMEOUT)
+        );
     }
 }

@@ -105,7 +105,7 @@ mod url;
 pub use client::TrackedStatement;
 pub use config::{
     PgConfig, DEFAULT_APPLICATION_NAME, DEFAULT_KEEPALIVES_IDLE, DEFAULT_KEEPALIVES_INTERVAL,
-    DEFAULT_KEEPALIVES_RETRIES,
+    DEFAULT_KEEPALIVES_RETRIES, DEFAULT_TCP_USER_TIMEOUT,
 };
 pub use connection::PgConnection;
 pub use error::PgError;
@@ -120,12 +120,14 @@ pub use url::{redact_url, DATABASE_URL};
 
 /// Metric names of the `metrics` feature (see its module doc).
 pub use pool_core::metrics;
+#[doc(hidden)]
+pub use pool_core::PAUSED_CLOCK;
 pub use pool_core::{
     ClosedByReason, ConfigError, ConfigIssue, ConnectionError, DatabaseHealth, ForceClose,
     ForcedConnection, HealthState, HealthStatus, InitError, LatencySummary, Manager, Phase, Pool,
     PoolConfig, PoolError, PoolHealth, PoolState, PooledConnection, RetireReason, ShutdownReport,
     Statistics, TimeoutError, UnavailableError, DEMAND_PROBE_INTERVAL, LEAK_SCAN_MAX_INTERVAL,
-    POOL_VARIABLES, RECENT_ERROR_WINDOW, RECENT_WINDOW,
+    POOL_VARIABLES, RECENT_ERROR_WINDOW, RECENT_WINDOW, RECOVERY_FAILURE_THRESHOLD,
 };
 pub use pool_core::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_HEALTH_DEGRADED_PERCENT,
