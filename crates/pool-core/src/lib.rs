@@ -112,3 +112,9 @@ pub use recycle::RetireReason;
 pub use shutdown::{ForcedConnection, ShutdownReport};
 pub use state::PoolState;
 pub use stats::{ClosedByReason, Statistics, RECENT_WINDOW};
+
+/// Whether this build's pool clock follows tokio's (`paused-clock`
+/// feature) rather than the CPU's time-stamp counter. For tests that must
+/// know which clock they drive.
+#[doc(hidden)]
+pub const PAUSED_CLOCK: bool = cfg!(feature = "paused-clock");

@@ -183,5 +183,8 @@ async fn dropping_build_in_the_middle_of_warm_up_leaves_nothing_open() {
     // Nothing goes on in the background either.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(live(), 0);
-    assert_eq!(counters.creates.load(std::sync::atomic::Ordering::SeqCst), 20);
+    assert_eq!(
+        counters.creates.load(std::sync::atomic::Ordering::SeqCst),
+        20
+    );
 }
