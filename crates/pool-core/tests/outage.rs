@@ -280,14 +280,7 @@ async fn a_refused_connect_on_an_empty_pool_starts_recovery_at_once() {
     );
     assert_eq!(pool.state(), PoolState::Recovering);
     pool.manager().set_create(Gate::Ok);
-    let mut states = pool.subscribe_state();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        states.wait_for(|s| *s != PoolState::Recovering),
-    )
-    .await
-    .expect("recovered once the database is back")
-    .unwrap();
+    common::wait_until_recovered(&pool, Duration::from_secs(30)).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -309,12 +302,5 @@ async fn transient_failures_in_a_row_start_recovery_after_the_threshold() {
     );
     assert_eq!(pool.state(), PoolState::Recovering);
     pool.manager().set_create(Gate::Ok);
-    let mut states = pool.subscribe_state();
-    tokio::time::timeout(
-        Duration::from_secs(30),
-        states.wait_for(|s| *s != PoolState::Recovering),
-    )
-    .await
-    .expect("recovered once the database is back")
-    .unwrap();
+    common::wait_until_recovered(&pool, Duration::from_secs(30)).await;
 }

@@ -12,18 +12,6 @@ use std::time::Duration;
 use common::{assert_nothing_lost, config, pool, FakeManager, Gate};
 use pool_core::{Pool, PoolState};
 
-/// Waits (bounded, on state) until the pool has left `RECOVERING`.
-async fn wait_for_recovery(pool: &Pool<FakeManager>) {
-    let mut states = pool.subscribe_state();
-    tokio::time::timeout(
-        Duration::from_secs(60),
-        states.wait_for(|s| *s != PoolState::Recovering),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("still recovering after 60 s"))
-    .expect("the state channel lives as long as the pool");
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_panic_in_create_is_a_failed_connect_with_its_message_as_the_last_error() {
     let pool = pool(0, 2).await;
@@ -46,19 +34,8 @@ async fn a_panic_in_create_is_a_failed_connect_with_its_message_as_the_last_erro
     pool.manager()
         .panic_in_create
         .store(false, Ordering::SeqCst);
-    let conn = tokio::time::timeout(Duration::from_secs(60), async {
-        loop {
-            match pool.acquire().await {
-                Ok(conn) => break conn,
-                Err(err) => {
-                    assert!(err.is_unavailable(), "{err}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-    })
-    .await
-    .expect("the pool recovers once create stops panicking");
+    // The pool recovers once create stops panicking.
+    let conn = common::acquire_once_recovered(&pool, Duration::from_secs(60)).await;
     drop(conn);
     assert_nothing_lost(&pool).await;
 }
@@ -89,7 +66,7 @@ async fn the_reconnect_supervisor_survives_a_panicking_probe() {
     pool.manager()
         .panic_in_create
         .store(false, Ordering::SeqCst);
-    wait_for_recovery(&pool).await;
+    common::wait_until_recovered(&pool, Duration::from_secs(60)).await;
     assert_nothing_lost(&pool).await;
 }
 

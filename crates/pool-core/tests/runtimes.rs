@@ -144,19 +144,8 @@ fn recovery_goes_on_after_the_runtime_of_the_supervisor_is_gone() {
 
     runtime().block_on(async {
         pool.manager().set_create(Gate::Ok);
-        let conn = tokio::time::timeout(HANG, async {
-            loop {
-                match pool.acquire().await {
-                    Ok(conn) => break conn,
-                    Err(err) => {
-                        assert!(err.is_unavailable(), "{err}");
-                        tokio::time::sleep(Duration::from_millis(10)).await;
-                    }
-                }
-            }
-        })
-        .await
-        .expect("a new supervisor probes and the pool recovers");
+        // A new supervisor probes and the pool recovers.
+        let conn = common::acquire_once_recovered(&pool, HANG).await;
         drop(conn);
         assert_ne!(pool.state(), PoolState::Recovering);
         common::assert_nothing_lost(&pool).await;

@@ -244,6 +244,44 @@ pub async fn eventually<M: Manager>(
     }
 }
 
+/// Acquires until the pool lends, while it answers `Unavailable` (a
+/// recovery under way); any other error fails the test. Bounded by `within`.
+pub async fn acquire_once_recovered(
+    pool: &Pool<FakeManager>,
+    within: Duration,
+) -> pool_core::PooledConnection<FakeManager> {
+    tokio::time::timeout(within, async {
+        loop {
+            match pool.acquire().await {
+                Ok(conn) => break conn,
+                Err(err) => {
+                    assert!(err.is_unavailable(), "{err}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| {
+        panic!(
+            "still not lending after {within:?}: {:?}",
+            pool.statistics()
+        )
+    })
+}
+
+/// Waits (bounded) until the pool has left `RECOVERING`.
+pub async fn wait_until_recovered(pool: &Pool<FakeManager>, within: Duration) {
+    let mut states = pool.subscribe_state();
+    tokio::time::timeout(
+        within,
+        states.wait_for(|s| *s != pool_core::PoolState::Recovering),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("still recovering after {within:?}"))
+    .expect("the state channel lives as long as the pool");
+}
+
 /// Asserts the quiet state every test must return to: nothing in use,
 /// opening or waiting, and the gauges add up.
 pub async fn assert_nothing_lost(pool: &Pool<FakeManager>) {
