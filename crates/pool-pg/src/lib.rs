@@ -48,8 +48,9 @@
 //!   and cancels the abandoned request on the server.
 //! * [`PgConfig`] checks the database URL and the `POOL_*` settings when it
 //!   is built and reports every problem at once; connections get an
-//!   `application_name`, TCP keepalives and a TCP connect timeout unless the
-//!   URL sets them.
+//!   `application_name`, TCP keepalives, a TCP connect timeout and a
+//!   `tcp_user_timeout` (a request on a silent link fails in 30 s) unless
+//!   the URL sets them.
 //! * **TLS** follows libpq's `sslmode` (`disable`, `prefer`, `require`,
 //!   `verify-ca`, `verify-full`) and `sslrootcert`, from `DATABASE_URL` or
 //!   `PGSSLMODE` / `PGSSLROOTCERT`, over rustls with the `tls` feature: see

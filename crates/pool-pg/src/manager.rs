@@ -245,6 +245,7 @@ impl<T> fmt::Debug for PgManager<T> {
             .field("connect_timeout", &self.config.get_connect_timeout())
             .field("keepalives", &self.config.get_keepalives())
             .field("keepalives_idle", &self.config.get_keepalives_idle())
+            .field("tcp_user_timeout", &self.config.get_tcp_user_timeout())
             .field("connection_errors", &self.connection_errors())
             .finish_non_exhaustive()
     }

@@ -18,7 +18,7 @@ use crate::config::PgConfig;
 use crate::error::PgError;
 use crate::manager::PgManager;
 use crate::tls::PgTls;
-use crate::url::endpoints;
+use crate::url::{endpoints, shown_name};
 
 /// A pool of PostgreSQL connections, over TLS as `sslmode` says (see
 /// [`PgConfig`](crate::PgConfig#tls)), or through another connector `T`.
@@ -82,8 +82,8 @@ where
         url = %manager.redacted_url(),
         hosts = %hosts.join(","),
         ports = %ports.join(","),
-        dbname = database.get_dbname().unwrap_or_default(),
-        user = database.get_user().unwrap_or_default(),
+        dbname = database.get_dbname().map(shown_name).unwrap_or_default(),
+        user = database.get_user().map(shown_name).unwrap_or_default(),
         application_name = database.get_application_name().unwrap_or_default(),
         tls = tls,
         min_size = pool.min_size,

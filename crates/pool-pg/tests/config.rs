@@ -197,6 +197,10 @@ fn connections_get_an_application_name_keepalives_and_a_tcp_connect_timeout() {
     assert_eq!(pg.get_keepalives_idle(), DEFAULT_KEEPALIVES_IDLE);
     assert_eq!(pg.get_connect_timeout(), Some(&Duration::from_millis(1500)));
     assert_eq!(
+        pg.get_tcp_user_timeout(),
+        Some(&pool_pg::DEFAULT_TCP_USER_TIMEOUT)
+    );
+    assert_eq!(
         manager.redacted_url(),
         "postgres://app:***@db.internal:5432/orders?application_name=pool-pg"
     );
