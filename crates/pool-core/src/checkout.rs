@@ -36,20 +36,23 @@ use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
 use crate::guard::PooledConnection;
+use crate::health;
 use crate::idle::Conn;
-use crate::leak::Site;
 use crate::manager::Manager;
 use crate::open::{spawn_open, validate, OpenFailure, OpenOutcome};
 use crate::phase::{timeout_error, CancelTracker, PhaseCell};
 use crate::pool::Pool;
 use crate::reconnect;
-use crate::recycle::{on_checkout, RetireReason};
+use crate::recycle::on_checkout;
+use crate::retire::RetireReason;
+use crate::running::Task;
 use crate::seats::SlowWait;
 use crate::semaphore::{AcquireError, TryAcquireError};
 use crate::shared::{Permit, Shared};
+use crate::site::Site;
 use crate::slot::Slot;
 use crate::state::PoolState;
-use crate::tasks::{self, Task};
+use crate::tasks;
 
 /// First pause before retrying a failed connect within one `acquire()`.
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(25);
@@ -462,14 +465,14 @@ async fn checkout<M: Manager>(
                 permit: back,
             })) => {
                 if !failed.retryable {
-                    shared.refresh_state();
+                    health::refresh_state(shared);
                     return Err(PoolError::Connection(failed.error));
                 }
                 permit = back;
                 if reconnect::after_connect_failure(shared, failed.server_down, &failed.error) {
                     continue;
                 }
-                shared.refresh_state();
+                health::refresh_state(shared);
                 let left_us = times.deadline_us.saturating_sub(shared.now_us());
                 let pause = retry_delay.min(Duration::from_micros(left_us));
                 // Cancel-safe: only the permit is held; dropping it releases it.

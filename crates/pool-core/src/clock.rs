@@ -139,6 +139,11 @@ impl std::fmt::Debug for Clock {
     }
 }
 
+/// An RFC 3339 UTC timestamp with millisecond precision.
+pub(crate) fn rfc3339(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

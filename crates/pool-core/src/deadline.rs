@@ -32,17 +32,17 @@ use std::sync::Weak;
 use tokio::task::JoinHandle;
 
 use crate::manager::Manager;
+use crate::running::Running;
 use crate::shared::Shared;
 use crate::sync::Arc;
-use crate::tasks::Running;
 
 /// Starts the deadline task of `shared` on the current runtime; the task's
 /// future owns `running` (`tasks.rs`).
-pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>, running: Running<M>) -> JoinHandle<()> {
+pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>, running: Running) -> JoinHandle<()> {
     tokio::spawn(run(Arc::downgrade(shared), running))
 }
 
-async fn run<M: Manager>(weak: Weak<Shared<M>>, _running: Running<M>) {
+async fn run<M: Manager>(weak: Weak<Shared<M>>, _running: Running) {
     loop {
         let (wake_at, changed) = {
             let Some(shared) = weak.upgrade() else { return };

@@ -13,11 +13,13 @@ use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use crate::idle::Conn;
-use crate::leak::{self, Site};
+use crate::leak;
 use crate::manager::Manager;
-use crate::recycle::{on_return, RetireReason};
+use crate::recycle::on_return;
+use crate::retire::RetireReason;
 use crate::seats::SlowWait;
 use crate::shared::Permit;
+use crate::site::Site;
 
 /// A connection lent by the pool. Gives it back when dropped.
 #[must_use = "dropping the guard returns the connection at once"]

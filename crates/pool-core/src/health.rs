@@ -25,43 +25,15 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::reconnect::RecoveryView;
-use crate::state::PoolState;
-use crate::stats::rfc3339;
+use crate::clock::rfc3339;
+use crate::manager::Manager;
+use crate::recovery::RecoveryView;
+use crate::shared::Shared;
+use crate::state::{HealthState, PoolState};
+use crate::sync::Ordering;
 
 /// How long a connection failure keeps the pool `degraded`: 60 s.
 pub const RECENT_ERROR_WINDOW: Duration = Duration::from_secs(60);
-
-/// The overall verdict.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum HealthState {
-    /// Enough capacity and no recent failures.
-    Healthy,
-    /// Serving, but short of capacity or recently failing.
-    Degraded,
-    /// Closed, out of capacity, or unable to reach the database.
-    Unhealthy,
-}
-
-impl HealthState {
-    /// Every verdict, best first.
-    pub const ALL: [HealthState; 3] = [
-        HealthState::Healthy,
-        HealthState::Degraded,
-        HealthState::Unhealthy,
-    ];
-
-    /// `healthy`, `degraded` or `unhealthy`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HealthState::Healthy => "healthy",
-            HealthState::Degraded => "degraded",
-            HealthState::Unhealthy => "unhealthy",
-        }
-    }
-}
 
 /// Connection counts as seen by the health check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -231,4 +203,81 @@ pub(crate) fn assess(inputs: HealthInputs) -> HealthStatus {
         uptime_seconds: inputs.uptime.as_secs(),
         reasons,
     }
+}
+
+/// Re-evaluates `HEALTHY`/`DEGRADED`/`UNHEALTHY` from the health verdict.
+/// Does nothing in the other states. Called on events (connect and
+/// validation results, maintenance rounds), never on the hot path.
+pub(crate) fn refresh_state<M: Manager>(shared: &Shared<M>) {
+    if shared.state.get().follows_health() {
+        let verdict = assess_pool(shared, false);
+        follow_verdict(shared, &verdict);
+    }
+}
+
+/// The health verdict from the gauges and a few atomics: no snapshot, no
+/// histogram, no lock. Also moves the state machine if the verdict changed.
+pub(crate) fn check<M: Manager>(shared: &Shared<M>) -> HealthStatus {
+    let verdict = assess_pool(shared, true);
+    follow_verdict(shared, &verdict);
+    verdict
+}
+
+/// Moves `HEALTHY`/`DEGRADED`/`UNHEALTHY` to match `verdict`.
+fn follow_verdict<M: Manager>(shared: &Shared<M>, verdict: &HealthStatus) {
+    shared.publish_gauges(Some(verdict.status));
+    let current = shared.state.get();
+    if !current.follows_health() {
+        return;
+    }
+    let to = match verdict.status {
+        HealthState::Healthy => PoolState::Healthy,
+        HealthState::Degraded => PoolState::Degraded,
+        HealthState::Unhealthy => PoolState::Unhealthy,
+    };
+    if to != current {
+        let reason = if verdict.reasons.is_empty() {
+            "capacity available and no recent failure".to_owned()
+        } else {
+            verdict.reasons.join("; ")
+        };
+        shared.state.transition(to, &reason);
+    }
+}
+
+/// The inputs of [`assess`] read from a live pool; `record` marks this as a
+/// health check (`last_health_check`).
+fn assess_pool<M: Manager>(shared: &Shared<M>, record: bool) -> HealthStatus {
+    let now_ms = shared.now_ms();
+    if record {
+        shared
+            .last_health_check_at
+            .store(1 + now_ms, Ordering::Relaxed);
+    }
+    let gauges = shared.stats.gauges.read();
+    let last_error_at = shared.last_error_at.load(Ordering::Relaxed);
+    let latency = shared.last_validation_us.load(Ordering::Relaxed);
+    let state = shared.state.get();
+    assess(HealthInputs {
+        total: gauges.open(),
+        idle: gauges.idle,
+        active: gauges.in_use,
+        waiting: shared.semaphore.waiting(),
+        max: u64::from(shared.config.max_size),
+        state,
+        recovery: (state == PoolState::Recovering).then(|| shared.recovery.view(now_ms)),
+        recent_leaks: shared.stats.seats.reported_within(
+            now_ms,
+            u64::try_from(RECENT_ERROR_WINDOW.as_millis()).unwrap_or(u64::MAX),
+        ),
+        healthy_percent: shared.config.health_healthy_percent,
+        degraded_percent: shared.config.health_degraded_percent,
+        since_last_error: last_error_at
+            .checked_sub(1)
+            .map(|at| Duration::from_millis(now_ms.saturating_sub(at))),
+        last_error: shared.last_error.load().as_deref().map(ToString::to_string),
+        last_error_time: shared.wall_time(last_error_at),
+        latency: latency.checked_sub(1).map(Duration::from_micros),
+        uptime: Duration::from_millis(now_ms),
+    })
 }

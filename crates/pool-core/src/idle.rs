@@ -13,7 +13,7 @@
 use crossbeam_queue::ArrayQueue;
 use tokio::time::Instant;
 
-use crate::recycle::RetireReason;
+use crate::retire::RetireReason;
 use crate::slot::{Slot, SlotState};
 
 /// An open connection with what the pool knows about it.

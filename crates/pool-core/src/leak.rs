@@ -16,14 +16,11 @@
 //! legitimately long lending (a `LISTEN` loop, a migration) with
 //! `PooledConnection::mark_long_held`.
 
-use std::backtrace::Backtrace;
-use std::fmt;
-use std::panic::Location;
 use std::time::Duration;
 
 use crate::manager::Manager;
 use crate::shared::Shared;
-use crate::sync::Arc;
+use crate::site::Site;
 
 /// Longest time between two leak scans: 10 s.
 pub const LEAK_SCAN_MAX_INTERVAL: Duration = Duration::from_secs(10);
@@ -33,49 +30,6 @@ pub(crate) fn scan_interval(timeout: Duration) -> Duration {
     timeout
         .min(LEAK_SCAN_MAX_INTERVAL)
         .max(Duration::from_millis(1))
-}
-
-/// Where a connection was acquired.
-#[derive(Clone)]
-pub(crate) struct Site {
-    location: &'static Location<'static>,
-    backtrace: Option<Arc<Backtrace>>,
-}
-
-impl Site {
-    /// The site of an acquisition at `location`, with a backtrace if asked.
-    pub(crate) fn capture(location: &'static Location<'static>, backtrace: bool) -> Self {
-        Self {
-            location,
-            backtrace: backtrace.then(|| Arc::new(Backtrace::force_capture())),
-        }
-    }
-
-    /// The identity of the call site (the address of its `Location`).
-    pub(crate) fn key(&self) -> usize {
-        std::ptr::from_ref(self.location) as usize
-    }
-
-    pub(crate) fn has_backtrace(&self) -> bool {
-        self.backtrace.is_some()
-    }
-
-    /// The backtrace, resolved now, if one was captured.
-    pub(crate) fn backtrace(&self) -> Option<String> {
-        self.backtrace.as_ref().map(|b| b.to_string())
-    }
-}
-
-impl fmt::Display for Site {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.location.file(), self.location.line())
-    }
-}
-
-impl fmt::Debug for Site {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Site({self})")
-    }
 }
 
 /// One leak scan: reports every lending held past the timeout, once.

@@ -58,6 +58,7 @@ mod config;
 mod deadline;
 mod env;
 mod error;
+mod gauges;
 mod guard;
 mod health;
 mod histogram;
@@ -70,11 +71,16 @@ mod open;
 mod phase;
 mod pool;
 mod reconnect;
+mod recovery;
 mod recycle;
+mod report;
+mod retire;
+mod running;
 mod seats;
 mod semaphore;
 mod shared;
 mod shutdown;
+mod site;
 mod slot;
 mod state;
 mod stats;
@@ -100,7 +106,7 @@ pub use error::{
     UnavailableError,
 };
 pub use guard::PooledConnection;
-pub use health::{DatabaseHealth, HealthState, HealthStatus, PoolHealth, RECENT_ERROR_WINDOW};
+pub use health::{DatabaseHealth, HealthStatus, PoolHealth, RECENT_ERROR_WINDOW};
 pub use histogram::LatencySummary;
 pub use leak::LEAK_SCAN_MAX_INTERVAL;
 pub use maintenance::REPLENISH_CONCURRENCY;
@@ -108,9 +114,9 @@ pub use manager::{ForceClose, Manager};
 pub use open::WARM_UP_BATCH;
 pub use pool::Pool;
 pub use reconnect::{DEMAND_PROBE_INTERVAL, RECOVERY_FAILURE_THRESHOLD};
-pub use recycle::RetireReason;
-pub use shutdown::{ForcedConnection, ShutdownReport};
-pub use state::PoolState;
+pub use report::{ForcedConnection, ShutdownReport};
+pub use retire::RetireReason;
+pub use state::{HealthState, PoolState};
 pub use stats::{ClosedByReason, Statistics, RECENT_WINDOW};
 
 /// Whether this build's pool clock follows tokio's (`paused-clock`

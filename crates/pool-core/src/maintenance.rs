@@ -29,16 +29,18 @@ use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 use crate::clock;
+use crate::health;
 use crate::leak;
 use crate::manager::Manager;
 use crate::open::{connect, panic_message, validate};
 use crate::reconnect;
-use crate::recycle::{on_maintenance, RetireReason};
+use crate::recycle::on_maintenance;
+use crate::retire::RetireReason;
+use crate::running::Running;
 use crate::shared::{Permit, Shared};
 use crate::slot::Slot;
 use crate::state::PoolState;
 use crate::sync::{Arc, Ordering, Weak};
-use crate::tasks::Running;
 
 /// Most connections maintenance opens at the same time.
 pub const REPLENISH_CONCURRENCY: usize = 2;
@@ -51,7 +53,7 @@ enum Round {
 
 /// Starts the maintenance task of `shared` (which also runs the leak scan).
 /// The task's future owns `running` (`tasks.rs`).
-pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>, running: Running<M>) -> JoinHandle<()> {
+pub(crate) fn spawn<M: Manager>(shared: &Arc<Shared<M>>, running: Running) -> JoinHandle<()> {
     let weak = Arc::downgrade(shared);
     let config = &shared.config;
     let leak_scan = config
@@ -72,7 +74,7 @@ async fn run<M: Manager>(
     pool: String,
     interval: Duration,
     leak_scan: Option<Duration>,
-    _running: Running<M>,
+    _running: Running,
 ) {
     let mut ticker = tokio::time::interval_at(clock::after(interval), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -135,7 +137,7 @@ pub(crate) async fn run_once<M: Manager>(shared: &Arc<Shared<M>>) {
     if shared.state.get() != PoolState::Recovering {
         replenish(shared).await;
     }
-    shared.refresh_state();
+    health::refresh_state(shared);
 }
 
 /// After a sign of a server restart: validates every idle connection at

@@ -72,9 +72,9 @@ mod enabled {
     use metrics::{histogram, Counter, Gauge, Histogram, Unit};
 
     use super::*;
-    use crate::health::HealthState;
-    use crate::recycle::RetireReason;
-    use crate::slot::GaugeReading;
+    use crate::gauges::GaugeReading;
+    use crate::retire::RetireReason;
+    use crate::state::HealthState;
     use crate::state::PoolState;
 
     /// The pool's registered metric handles.
@@ -216,9 +216,9 @@ mod enabled {
 mod disabled {
     use std::time::Duration;
 
-    use crate::health::HealthState;
-    use crate::recycle::RetireReason;
-    use crate::slot::GaugeReading;
+    use crate::gauges::GaugeReading;
+    use crate::retire::RetireReason;
+    use crate::state::HealthState;
     use crate::state::PoolState;
 
     /// Without the `metrics` feature: nothing, at no cost.

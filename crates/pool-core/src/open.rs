@@ -22,7 +22,8 @@ use tokio::time::Instant;
 use crate::error::{ConnectionError, InitError, PoolError};
 use crate::idle::Conn;
 use crate::manager::Manager;
-use crate::recycle::{jittered_lifetime, RetireReason};
+use crate::recycle::jittered_lifetime;
+use crate::retire::RetireReason;
 use crate::shared::{Permit, Shared};
 use crate::slot::{Slot, SlotState};
 

@@ -15,9 +15,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::config::PoolConfig;
-use crate::deadline;
 use crate::error::PoolError;
-use crate::health::HealthStatus;
+use crate::health::{self, HealthStatus};
 use crate::maintenance;
 use crate::manager::Manager;
 use crate::open::warm_up;
@@ -25,7 +24,7 @@ use crate::shared::Shared;
 use crate::state::PoolState;
 use crate::stats::Statistics;
 use crate::sync::{Arc, Mutex};
-use crate::tasks::{Running, Task};
+use crate::tasks;
 
 /// An async connection pool over a [`Manager`]. Clones share one pool;
 /// dropping the last clone closes it.
@@ -91,17 +90,8 @@ impl<M: Manager> Pool<M> {
             close_now(&shared, "initialization failed");
             return Err(error);
         }
-        shared.refresh_state();
-        let tasks = [Task::Maintenance, Task::Deadline]
-            .into_iter()
-            .filter_map(|task| {
-                let running = Running::claim(&shared, task)?;
-                Some(match task {
-                    Task::Maintenance => maintenance::spawn(&shared, running),
-                    Task::Deadline => deadline::spawn(&shared, running),
-                })
-            })
-            .collect();
+        health::refresh_state(&shared);
+        let tasks = tasks::start(&shared);
         tracing::info!(
             target: "pool_core::init",
             pool = %shared.config.name,
@@ -150,7 +140,7 @@ impl<M: Manager> Pool<M> {
     /// The pool's health verdict, from its own state: no query, no lock.
     /// See the rules in `docs/health.md`.
     pub fn health_check(&self) -> HealthStatus {
-        self.shared().health_check()
+        health::check(self.shared())
     }
 
     /// Retires every connection open now, gracefully: idle ones are closed

@@ -29,8 +29,8 @@
 use crossbeam_queue::ArrayQueue;
 
 use crate::histogram::MEAN_CAP_MICROS;
-use crate::leak::Site;
 use crate::manager::ForceClose;
+use crate::site::Site;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// One seat.

@@ -23,17 +23,16 @@ use tokio::sync::Notify;
 use crate::clock::Clock;
 use crate::config::PoolConfig;
 use crate::error::ConnectionError;
-use crate::health::{assess, HealthInputs, HealthState, HealthStatus, RECENT_ERROR_WINDOW};
 use crate::idle::{Conn, IdleQueue};
 use crate::manager::Manager;
-use crate::reconnect::Recovery;
-use crate::recycle::RetireReason;
+use crate::recovery::Recovery;
+use crate::report::ShutdownReport;
+use crate::retire::RetireReason;
+use crate::running::{Task, TaskFlags, TaskOwner};
 use crate::semaphore::Semaphore;
-use crate::shutdown::ShutdownReport;
-use crate::state::{PoolState, StateCell};
+use crate::state::{HealthState, StateCell};
 use crate::stats::{SnapshotContext, Statistics, Stats};
-use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering};
-use crate::tasks::TaskFlags;
+use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, Weak};
 
 /// Everything a pool's handles, guards and tasks share.
 pub(crate) struct Shared<M: Manager> {
@@ -66,11 +65,11 @@ pub(crate) struct Shared<M: Manager> {
     generation: AtomicU64,
     next_connection_id: AtomicU64,
     /// `1 + ms since start` of the last failure; 0 = never.
-    last_error_at: AtomicU64,
+    pub(crate) last_error_at: AtomicU64,
     /// `1 + ms since start` of the last health check; 0 = never.
-    last_health_check_at: AtomicU64,
+    pub(crate) last_health_check_at: AtomicU64,
     /// Round trip of the last successful liveness check, in µs + 1; 0 = none.
-    last_validation_us: AtomicU64,
+    pub(crate) last_validation_us: AtomicU64,
     /// Microseconds since build: every timestamp the pool keeps.
     pub(crate) clock: Clock,
     /// The wall clock at build, for timestamps.
@@ -81,7 +80,8 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: PoolConfig) -> Self {
         let max_size = config.max_size as usize;
         let stats = Arc::new(Stats::new(&config.name, config.min_size, config.max_size));
-        let state = StateCell::new(&config.name, Arc::clone(&stats));
+        let observed = Arc::clone(&stats);
+        let state = StateCell::new(&config.name, Box::new(move |to| observed.metrics.state(to)));
         Self {
             manager,
             semaphore: Semaphore::new(max_size),
@@ -181,37 +181,6 @@ impl<M: Manager> Shared<M> {
         suspect_before != 0 && last_used_us / 1000 < suspect_before
     }
 
-    /// Re-evaluates `HEALTHY`/`DEGRADED`/`UNHEALTHY` from the health
-    /// verdict. Does nothing in the other states.
-    pub(crate) fn refresh_state(&self) {
-        if self.state.get().follows_health() {
-            let verdict = self.assess_health(false);
-            self.follow_verdict(&verdict);
-        }
-    }
-
-    /// Moves `HEALTHY`/`DEGRADED`/`UNHEALTHY` to match `verdict`.
-    fn follow_verdict(&self, verdict: &HealthStatus) {
-        self.publish_gauges(Some(verdict.status));
-        let current = self.state.get();
-        if !current.follows_health() {
-            return;
-        }
-        let to = match verdict.status {
-            HealthState::Healthy => PoolState::Healthy,
-            HealthState::Degraded => PoolState::Degraded,
-            HealthState::Unhealthy => PoolState::Unhealthy,
-        };
-        if to != current {
-            let reason = if verdict.reasons.is_empty() {
-                "capacity available and no recent failure".to_owned()
-            } else {
-                verdict.reasons.join("; ")
-            };
-            self.state.transition(to, &reason);
-        }
-    }
-
     /// Republishes the metric gauges from fresh readings (see `metrics.rs`
     /// on why): on every health verdict, snapshot and maintenance round.
     pub(crate) fn publish_gauges(&self, health: Option<HealthState>) {
@@ -254,7 +223,7 @@ impl<M: Manager> Shared<M> {
     }
 
     /// The wall-clock time of an event stored as `1 + ms since start`.
-    fn wall_time(&self, stored: u64) -> Option<SystemTime> {
+    pub(crate) fn wall_time(&self, stored: u64) -> Option<SystemTime> {
         stored
             .checked_sub(1)
             .map(|ms| self.created_at + Duration::from_millis(ms))
@@ -276,49 +245,6 @@ impl<M: Manager> Shared<M> {
             last_health_check: self.wall_time(self.last_health_check_at.load(Ordering::Relaxed)),
             last_error: self.last_error.load().as_deref().map(ToString::to_string),
             last_error_time: self.wall_time(self.last_error_at.load(Ordering::Relaxed)),
-        })
-    }
-
-    /// The health verdict from the gauges and a few atomics: no snapshot,
-    /// no histogram, no lock. Also moves the state machine if the verdict
-    /// changed.
-    pub(crate) fn health_check(&self) -> HealthStatus {
-        let verdict = self.assess_health(true);
-        self.follow_verdict(&verdict);
-        verdict
-    }
-
-    fn assess_health(&self, record: bool) -> HealthStatus {
-        let now_ms = self.now_ms();
-        if record {
-            self.last_health_check_at
-                .store(1 + now_ms, Ordering::Relaxed);
-        }
-        let gauges = self.stats.gauges.read();
-        let last_error_at = self.last_error_at.load(Ordering::Relaxed);
-        let latency = self.last_validation_us.load(Ordering::Relaxed);
-        let state = self.state.get();
-        assess(HealthInputs {
-            total: gauges.open(),
-            idle: gauges.idle,
-            active: gauges.in_use,
-            waiting: self.semaphore.waiting(),
-            max: u64::from(self.config.max_size),
-            state,
-            recovery: (state == PoolState::Recovering).then(|| self.recovery.view(now_ms)),
-            recent_leaks: self.stats.seats.reported_within(
-                now_ms,
-                u64::try_from(RECENT_ERROR_WINDOW.as_millis()).unwrap_or(u64::MAX),
-            ),
-            healthy_percent: self.config.health_healthy_percent,
-            degraded_percent: self.config.health_degraded_percent,
-            since_last_error: last_error_at
-                .checked_sub(1)
-                .map(|at| Duration::from_millis(now_ms.saturating_sub(at))),
-            last_error: self.last_error.load().as_deref().map(ToString::to_string),
-            last_error_time: self.wall_time(last_error_at),
-            latency: latency.checked_sub(1).map(Duration::from_micros),
-            uptime: Duration::from_millis(now_ms),
         })
     }
 
@@ -359,6 +285,28 @@ impl<M: Manager> Shared<M> {
             drop(task);
         }
         closed
+    }
+}
+
+impl<M: Manager> Shared<M> {
+    /// This pool as the owner of its background tasks (`running.rs`).
+    pub(crate) fn task_owner(self: &Arc<Self>) -> Weak<dyn TaskOwner> {
+        let weak: Weak<Self> = Arc::downgrade(self);
+        weak
+    }
+}
+
+impl<M: Manager> TaskOwner for Shared<M> {
+    fn task_lost(&self, task: Task) {
+        self.tasks.clear(task);
+        if task == Task::Deadline && !self.is_closed() {
+            // Queued callers relied on this task for their deadline: wake
+            // them all, so each arms a timer of its own (and may start the
+            // task again on its runtime). Ordered after the clear above: a
+            // caller queued before the wake-up is woken; one queued after it
+            // reads the cleared flag.
+            self.semaphore.wake_waiters();
+        }
     }
 }
 

@@ -5,7 +5,7 @@
 //!
 //! `open == idle + in_use + opening <= max_size`, at every instant.
 //!
-//! The three terms live in one `AtomicU64` ([`Gauges`]), 21 bits each, so a
+//! The three terms live in one `AtomicU64` (`Gauges`, `gauges.rs`), 21 bits each, so a
 //! reader always sees a consistent triple and the invariant can be sampled
 //! from any thread. Only a `Slot` changes them:
 //!
@@ -18,67 +18,10 @@
 //!   its capacity is back, whatever path dropped it (cancellation, panic,
 //!   error, shutdown).
 
-use crate::recycle::RetireReason;
+pub(crate) use crate::gauges::SlotState;
+use crate::retire::RetireReason;
 use crate::stats::Stats;
-use crate::sync::{Arc, AtomicU64, Ordering};
-
-const FIELD_BITS: u32 = 21;
-const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
-
-/// Where a connection is in its life. Each maps to one gauge field.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum SlotState {
-    /// Being opened by a connect task; not usable yet.
-    Opening,
-    /// In the idle queue (or moving into or out of it).
-    Idle,
-    /// Lent to a caller, or being validated for one.
-    InUse,
-}
-
-impl SlotState {
-    const fn unit(self) -> u64 {
-        match self {
-            SlotState::Idle => 1,
-            SlotState::InUse => 1 << FIELD_BITS,
-            SlotState::Opening => 1 << (2 * FIELD_BITS),
-        }
-    }
-}
-
-/// A consistent reading of the size gauges.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct GaugeReading {
-    pub(crate) idle: u64,
-    pub(crate) in_use: u64,
-    pub(crate) opening: u64,
-}
-
-impl GaugeReading {
-    fn unpack(word: u64) -> Self {
-        Self {
-            idle: word & FIELD_MASK,
-            in_use: (word >> FIELD_BITS) & FIELD_MASK,
-            opening: (word >> (2 * FIELD_BITS)) & FIELD_MASK,
-        }
-    }
-
-    /// `idle + in_use + opening`.
-    pub(crate) fn open(&self) -> u64 {
-        self.idle + self.in_use + self.opening
-    }
-}
-
-/// The packed `idle | in_use | opening` word. Changed only through [`Slot`].
-#[derive(Debug, Default)]
-pub(crate) struct Gauges(AtomicU64);
-
-impl Gauges {
-    /// A consistent snapshot of the three gauges.
-    pub(crate) fn read(&self) -> GaugeReading {
-        GaugeReading::unpack(self.0.load(Ordering::Acquire))
-    }
-}
+use crate::sync::{Arc, Ordering};
 
 /// One connection's share of the pool's capacity. Dropping it gives the
 /// capacity back.
@@ -97,40 +40,24 @@ impl Slot {
     /// Reserves room for one more connection, in state `Opening`, if fewer
     /// than `max_size` are open or opening.
     pub(crate) fn try_open(stats: &Arc<Stats>, max_size: u64) -> Option<Slot> {
-        let gauges = &stats.gauges.0;
-        let mut word = gauges.load(Ordering::Acquire);
-        if GaugeReading::unpack(word).open() >= max_size {
+        if stats.gauges.read().open() >= max_size {
             return None;
         }
         // There is one seat per possible connection, so a seat is free
         // whenever there is room; take it first, give it back if the CAS
         // finds the pool full after all.
         let seat = stats.seats.take()?;
-        loop {
-            if GaugeReading::unpack(word).open() >= max_size {
-                stats.seats.give_back(seat);
-                return None;
-            }
-            match gauges.compare_exchange_weak(
-                word,
-                word + SlotState::Opening.unit(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    stats
-                        .metrics
-                        .connections(GaugeReading::unpack(word + SlotState::Opening.unit()));
-                    return Some(Slot {
-                        stats: Arc::clone(stats),
-                        state: SlotState::Opening,
-                        seat,
-                        close_reason: RetireReason::Dropped,
-                    });
-                }
-                Err(current) => word = current,
-            }
-        }
+        let Some(after) = stats.gauges.try_add_opening(max_size) else {
+            stats.seats.give_back(seat);
+            return None;
+        };
+        stats.metrics.connections(after);
+        Some(Slot {
+            stats: Arc::clone(stats),
+            state: SlotState::Opening,
+            seat,
+            close_reason: RetireReason::Dropped,
+        })
     }
 
     /// Moves this slot to `to`, updating the gauges in one atomic step.
@@ -138,11 +65,8 @@ impl Slot {
         if self.state != to {
             // Adding `to - from` as a wrapping u64 is exact: the `from` field
             // holds this slot, so it is >= 1 and nothing borrows across fields.
-            let delta = to.unit().wrapping_sub(self.state.unit());
-            let before = self.stats.gauges.0.fetch_add(delta, Ordering::AcqRel);
-            self.stats
-                .metrics
-                .connections(GaugeReading::unpack(before.wrapping_add(delta)));
+            let after = self.stats.gauges.move_one(self.state, to);
+            self.stats.metrics.connections(after);
             self.state = to;
         }
     }
@@ -167,11 +91,8 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let unit = self.state.unit();
-        let before = self.stats.gauges.0.fetch_sub(unit, Ordering::AcqRel);
-        self.stats
-            .metrics
-            .connections(GaugeReading::unpack(before - unit));
+        let after = self.stats.gauges.remove_one(self.state);
+        self.stats.metrics.connections(after);
         if self.state != SlotState::Opening {
             self.stats.closed_by_reason[self.close_reason.index()].incr();
             self.stats.metrics.closed(self.close_reason);

@@ -25,8 +25,7 @@
 use serde::Serialize;
 use tokio::sync::watch;
 
-use crate::stats::Stats;
-use crate::sync::{Arc, AtomicU8, Ordering};
+use crate::sync::{AtomicU8, Ordering};
 
 /// Where the pool is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -127,25 +126,37 @@ impl std::fmt::Display for PoolState {
 
 /// The current state: an atomic for cheap reads, a watch channel for
 /// subscribers.
-#[derive(Debug)]
 pub(crate) struct StateCell {
     current: AtomicU8,
     channel: watch::Sender<PoolState>,
     /// The pool's name, for the transition log lines.
     pool: String,
-    /// For the `pool_state` metric.
-    stats: Arc<Stats>,
+    /// Told of every state entered (the `pool_state` metric), under the
+    /// channel's lock, so it sees the transitions in order.
+    observer: StateObserver,
+}
+
+/// What [`StateCell`] tells of every state it enters.
+pub(crate) type StateObserver = Box<dyn Fn(PoolState) + Send + Sync>;
+
+impl std::fmt::Debug for StateCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StateCell")
+            .field("current", &self.get())
+            .field("pool", &self.pool)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StateCell {
-    pub(crate) fn new(pool: &str, stats: Arc<Stats>) -> Self {
+    pub(crate) fn new(pool: &str, observer: StateObserver) -> Self {
         let (channel, _) = watch::channel(PoolState::Initializing);
-        stats.metrics.state(PoolState::Initializing);
+        observer(PoolState::Initializing);
         Self {
             current: AtomicU8::new(PoolState::Initializing.code()),
             channel,
             pool: pool.to_owned(),
-            stats,
+            observer,
         }
     }
 
@@ -166,7 +177,7 @@ impl StateCell {
                 moved = Some(*state);
                 *state = to;
                 self.current.store(to.code(), Ordering::Release);
-                self.stats.metrics.state(to);
+                (self.observer)(to);
                 true
             } else {
                 false
@@ -183,6 +194,38 @@ impl StateCell {
                 true
             }
             None => false,
+        }
+    }
+}
+
+/// The health verdict (`health.rs` decides it; the metrics publish it).
+/// Beside [`PoolState`], whose `HEALTHY`/`DEGRADED`/`UNHEALTHY` follow it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum HealthState {
+    /// Enough capacity and no recent failures.
+    Healthy,
+    /// Serving, but short of capacity or recently failing.
+    Degraded,
+    /// Closed, out of capacity, or unable to reach the database.
+    Unhealthy,
+}
+
+impl HealthState {
+    /// Every verdict, best first.
+    pub const ALL: [HealthState; 3] = [
+        HealthState::Healthy,
+        HealthState::Degraded,
+        HealthState::Unhealthy,
+    ];
+
+    /// `healthy`, `degraded` or `unhealthy`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthState::Healthy => "healthy",
+            HealthState::Degraded => "degraded",
+            HealthState::Unhealthy => "unhealthy",
         }
     }
 }
@@ -217,8 +260,12 @@ mod tests {
 
     #[test]
     fn transitions_are_published_to_subscribers() {
-        let stats = Arc::new(Stats::new("test", 0, 1));
-        let cell = StateCell::new("test", stats);
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let observed = std::sync::Arc::clone(&seen);
+        let cell = StateCell::new(
+            "test",
+            Box::new(move |to| observed.lock().unwrap().push(to)),
+        );
         let mut rx = cell.subscribe();
         assert!(cell.transition(Healthy, "warm-up done"));
         assert!(!cell.transition(Healthy, "no-op"));
@@ -226,5 +273,6 @@ mod tests {
         assert_eq!(*rx.borrow_and_update(), Healthy);
         assert!(!cell.transition(Terminated, "skipping shutdown is refused"));
         assert_eq!(cell.get(), Healthy);
+        assert_eq!(*seen.lock().unwrap(), [Initializing, Healthy]);
     }
 }

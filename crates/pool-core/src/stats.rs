@@ -17,11 +17,12 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
+use crate::clock::rfc3339;
+use crate::gauges::Gauges;
 use crate::histogram::{LatencyHistogram, LatencySummary, WindowedHistogram};
 use crate::metrics::Metrics;
-use crate::recycle::RetireReason;
+use crate::retire::RetireReason;
 use crate::seats::{Seats, SlowWait};
-use crate::slot::Gauges;
 use tokio::sync::Notify;
 
 use crate::state::PoolState;
@@ -256,11 +257,6 @@ impl Stats {
             last_error_time: ctx.last_error_time.map(rfc3339),
         }
     }
-}
-
-/// An RFC 3339 UTC timestamp with millisecond precision.
-pub(crate) fn rfc3339(time: SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
 }
 
 /// Connections closed, by reason. The fields add up to

@@ -1,0 +1,107 @@
+//! The pool's size gauges: `idle | in_use | opening`, packed into one
+//! `AtomicU64`, 21 bits each, so a reader always sees a consistent triple
+//! and `open == idle + in_use + opening <= max_size` can be sampled from any
+//! thread.
+//!
+//! A leaf of the accounting layer: the statistics hold the word, the
+//! metrics publish readings, and only `Slot` (`slot.rs`) changes it, one
+//! connection at a time, through [`Gauges::try_add_opening`],
+//! [`Gauges::move_one`] and [`Gauges::remove_one`].
+
+use crate::sync::{AtomicU64, Ordering};
+
+const FIELD_BITS: u32 = 21;
+const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
+
+/// Where a connection is in its life. Each maps to one gauge field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SlotState {
+    /// Being opened by a connect task; not usable yet.
+    Opening,
+    /// In the idle queue (or moving into or out of it).
+    Idle,
+    /// Lent to a caller, or being validated for one.
+    InUse,
+}
+
+impl SlotState {
+    const fn unit(self) -> u64 {
+        match self {
+            SlotState::Idle => 1,
+            SlotState::InUse => 1 << FIELD_BITS,
+            SlotState::Opening => 1 << (2 * FIELD_BITS),
+        }
+    }
+}
+
+/// A consistent reading of the size gauges.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct GaugeReading {
+    pub(crate) idle: u64,
+    pub(crate) in_use: u64,
+    pub(crate) opening: u64,
+}
+
+impl GaugeReading {
+    fn unpack(word: u64) -> Self {
+        Self {
+            idle: word & FIELD_MASK,
+            in_use: (word >> FIELD_BITS) & FIELD_MASK,
+            opening: (word >> (2 * FIELD_BITS)) & FIELD_MASK,
+        }
+    }
+
+    /// `idle + in_use + opening`.
+    pub(crate) fn open(&self) -> u64 {
+        self.idle + self.in_use + self.opening
+    }
+}
+
+/// The packed `idle | in_use | opening` word. Changed only by `Slot`
+/// (`slot.rs`), through the three methods below.
+#[derive(Debug, Default)]
+pub(crate) struct Gauges(AtomicU64);
+
+impl Gauges {
+    /// A consistent snapshot of the three gauges.
+    pub(crate) fn read(&self) -> GaugeReading {
+        GaugeReading::unpack(self.0.load(Ordering::Acquire))
+    }
+
+    /// Adds one `opening` if fewer than `max_size` are open (one CAS loop);
+    /// the reading after, or `None` if full. For `Slot::try_open` only.
+    pub(crate) fn try_add_opening(&self, max_size: u64) -> Option<GaugeReading> {
+        let mut word = self.0.load(Ordering::Acquire);
+        loop {
+            if GaugeReading::unpack(word).open() >= max_size {
+                return None;
+            }
+            let next = word + SlotState::Opening.unit();
+            match self
+                .0
+                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(GaugeReading::unpack(next)),
+                Err(current) => word = current,
+            }
+        }
+    }
+
+    /// Moves one connection from `from` to `to` with one `fetch_add` of the
+    /// packed delta; the reading after. For `Slot::set` only: its owner has
+    /// `&mut`, and the `from` field holds it, so the field is >= 1 and
+    /// adding `to - from` as a wrapping `u64` borrows across no field.
+    pub(crate) fn move_one(&self, from: SlotState, to: SlotState) -> GaugeReading {
+        let delta = to.unit().wrapping_sub(from.unit());
+        let before = self.0.fetch_add(delta, Ordering::AcqRel);
+        GaugeReading::unpack(before.wrapping_add(delta))
+    }
+
+    /// Removes one connection in `state`; the reading after. For `Slot`'s
+    /// `Drop` only.
+    pub(crate) fn remove_one(&self, state: SlotState) -> GaugeReading {
+        let unit = state.unit();
+        let before = self.0.fetch_sub(unit, Ordering::AcqRel);
+        GaugeReading::unpack(before - unit)
+    }
+}
