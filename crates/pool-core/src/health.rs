@@ -30,7 +30,6 @@ use crate::manager::Manager;
 use crate::recovery::RecoveryView;
 use crate::shared::Shared;
 use crate::state::{HealthState, PoolState};
-use crate::sync::Ordering;
 
 /// How long a connection failure keeps the pool `degraded`: 60 s.
 pub const RECENT_ERROR_WINDOW: Duration = Duration::from_secs(60);
@@ -250,13 +249,11 @@ fn follow_verdict<M: Manager>(shared: &Shared<M>, verdict: &HealthStatus) {
 fn assess_pool<M: Manager>(shared: &Shared<M>, record: bool) -> HealthStatus {
     let now_ms = shared.now_ms();
     if record {
-        shared
-            .last_health_check_at
-            .store(1 + now_ms, Ordering::Relaxed);
+        shared.last_health_check_at.set(now_ms);
     }
     let gauges = shared.stats.gauges.read();
-    let last_error_at = shared.last_error_at.load(Ordering::Relaxed);
-    let latency = shared.last_validation_us.load(Ordering::Relaxed);
+    let last_error_at = shared.last_error_at.get();
+    let latency = shared.last_validation_us.get();
     let state = shared.state.get();
     assess(HealthInputs {
         total: gauges.open(),
@@ -272,12 +269,10 @@ fn assess_pool<M: Manager>(shared: &Shared<M>, record: bool) -> HealthStatus {
         ),
         healthy_percent: shared.config.health_healthy_percent,
         degraded_percent: shared.config.health_degraded_percent,
-        since_last_error: last_error_at
-            .checked_sub(1)
-            .map(|at| Duration::from_millis(now_ms.saturating_sub(at))),
+        since_last_error: last_error_at.map(|at| Duration::from_millis(now_ms.saturating_sub(at))),
         last_error: shared.last_error.load().as_deref().map(ToString::to_string),
         last_error_time: shared.wall_time(last_error_at),
-        latency: latency.checked_sub(1).map(Duration::from_micros),
+        latency: latency.map(Duration::from_micros),
         uptime: Duration::from_millis(now_ms),
     })
 }

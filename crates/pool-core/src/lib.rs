@@ -82,6 +82,7 @@ mod shared;
 mod shutdown;
 mod site;
 mod slot;
+mod stamp;
 mod state;
 mod stats;
 mod sync;

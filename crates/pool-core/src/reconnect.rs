@@ -98,9 +98,9 @@ pub(crate) fn enter<M: Manager>(shared: &Arc<Shared<M>>, reason: &str) {
     let now_ms = shared.now_ms();
     // Set before the transition is visible, so an `Unavailable` error built
     // right after it never reports a stale "since".
-    let previous_since = recovery.since.swap(now_ms + 1, Ordering::AcqRel);
+    let previous_since = recovery.since.swap(Some(now_ms));
     if !shared.state.transition(PoolState::Recovering, reason) {
-        recovery.since.store(previous_since, Ordering::Release);
+        recovery.since.swap(previous_since);
         recovery.demand();
         return;
     }
@@ -187,7 +187,7 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
         );
         if probe(&shared).await {
             let down_for = shared.recovery.view(shared.now_ms()).down_for;
-            shared.recovery.since.store(0, Ordering::Relaxed);
+            shared.recovery.since.clear();
             let gauges = shared.stats.gauges.read();
             shared.state.transition(
                 PoolState::Healthy,

@@ -10,13 +10,14 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::stamp::Stamp;
 use crate::sync::{Arc, AtomicU64, Mutex, Ordering};
 
 /// What the pool knows about an ongoing recovery.
 #[derive(Debug, Default)]
 pub(crate) struct Recovery {
-    /// `1 + ms since start` when the database was lost; 0 when not recovering.
-    pub(crate) since: AtomicU64,
+    /// ms since start when the database was lost; none when not recovering.
+    pub(crate) since: Stamp,
     /// Probes made in this recovery.
     pub(crate) attempts: AtomicU64,
     /// ms since start of the next scheduled probe.
@@ -57,7 +58,7 @@ impl Recovery {
     }
 
     pub(crate) fn view(&self, now_ms: u64) -> RecoveryView {
-        let since = self.since.load(Ordering::Relaxed).saturating_sub(1);
+        let since = self.since.get().unwrap_or(0);
         RecoveryView {
             down_for: Duration::from_millis(now_ms.saturating_sub(since)),
             attempts: self.attempts.load(Ordering::Relaxed),

@@ -31,6 +31,7 @@ use crossbeam_queue::ArrayQueue;
 use crate::histogram::MEAN_CAP_MICROS;
 use crate::manager::ForceClose;
 use crate::site::Site;
+use crate::stamp::Stamp;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
 /// One seat.
@@ -38,8 +39,8 @@ use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 struct Seat {
     /// Id of the connection lent from this seat; 0 when not lent.
     lent_id: AtomicU64,
-    /// `1 + ms since pool start` when lent; 0 when not lent.
-    lent_at: AtomicU64,
+    /// ms since pool start when lent; none when not lent.
+    lent_at: Stamp,
     /// How to abort this seat's connection, if the manager can.
     force_close: Mutex<Option<ForceClose>>,
     /// Where the current lending was acquired (only with leak detection on).
@@ -51,8 +52,8 @@ struct Seat {
     reported: AtomicBool,
     /// The holder said this lending is legitimately long.
     long_held: AtomicBool,
-    /// `1 + ms since start` of this seat's last leak report; never cleared.
-    reported_at: AtomicU64,
+    /// ms since start of this seat's last leak report; never cleared.
+    reported_at: Stamp,
     /// Lendings from this seat, ever. Written only by the lender.
     lends: AtomicU64,
     /// Of those, the lendings from the slow path, whose wait went into the
@@ -162,7 +163,7 @@ impl Seats {
     pub(crate) fn give_back(&self, seat: usize) {
         if let Some(entry) = self.seats.get(seat) {
             entry.lent_id.store(0, Ordering::Relaxed);
-            entry.lent_at.store(0, Ordering::Relaxed);
+            entry.lent_at.clear();
             entry.force_close.lock().take();
             // Every seat index exists once, so there is always room.
             let _returned = self.free.push(seat).is_ok();
@@ -213,7 +214,7 @@ impl Seats {
         wait: Option<SlowWait>,
     ) {
         if let Some(entry) = self.seats.get(seat) {
-            entry.lent_at.store(now_ms + 1, Ordering::Relaxed);
+            entry.lent_at.set(now_ms);
             bump_owned(&entry.lends, 1, Ordering::Relaxed);
             if let Some(wait) = wait {
                 bump_owned(
@@ -294,15 +295,17 @@ impl Seats {
         let mut suspects = Vec::new();
         for entry in self.seats.iter() {
             let connection_id = entry.lent_id.load(Ordering::Acquire);
-            let lent_at = entry.lent_at.load(Ordering::Relaxed);
-            if connection_id == 0 || lent_at == 0 || entry.long_held.load(Ordering::Relaxed) {
+            let Some(lent_at) = entry.lent_at.get() else {
+                continue;
+            };
+            if connection_id == 0 || entry.long_held.load(Ordering::Relaxed) {
                 continue;
             }
-            let held_ms = now_ms.saturating_sub(lent_at - 1);
+            let held_ms = now_ms.saturating_sub(lent_at);
             if held_ms < timeout_ms || entry.reported.swap(true, Ordering::AcqRel) {
                 continue;
             }
-            entry.reported_at.store(now_ms + 1, Ordering::Relaxed);
+            entry.reported_at.set(now_ms);
             suspects.push(Suspect {
                 connection_id,
                 held_ms,
@@ -344,8 +347,9 @@ impl Seats {
         self.seats
             .iter()
             .filter(|e| {
-                let at = e.reported_at.load(Ordering::Relaxed);
-                at != 0 && now_ms.saturating_sub(at - 1) < window_ms
+                e.reported_at
+                    .get()
+                    .is_some_and(|at| now_ms.saturating_sub(at) < window_ms)
             })
             .count() as u64
     }
@@ -357,11 +361,11 @@ impl Seats {
             .enumerate()
             .filter_map(|(seat, entry)| {
                 let connection_id = entry.lent_id.load(Ordering::Acquire);
-                let lent_at = entry.lent_at.load(Ordering::Relaxed);
-                (connection_id != 0 && lent_at != 0).then(|| Lent {
+                let lent_at_ms = entry.lent_at.get()?;
+                (connection_id != 0).then_some(Lent {
                     seat,
                     connection_id,
-                    lent_at_ms: lent_at - 1,
+                    lent_at_ms,
                 })
             })
             .collect()

@@ -30,6 +30,7 @@ use crate::report::ShutdownReport;
 use crate::retire::RetireReason;
 use crate::running::{Task, TaskFlags, TaskOwner};
 use crate::semaphore::Semaphore;
+use crate::stamp::Stamp;
 use crate::state::{HealthState, StateCell};
 use crate::stats::{SnapshotContext, Statistics, Stats};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, Weak};
@@ -53,9 +54,9 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) tasks: TaskFlags,
     /// The report of the shutdown, once done.
     pub(crate) shutdown_report: Mutex<Option<ShutdownReport>>,
-    /// `1 + ms since start` of the last sign that the server restarted:
-    /// idle connections last used before it are validated before use.
-    suspect_before: AtomicU64,
+    /// ms since start of the last sign that the server restarted:
+    /// idle connections last used at or before it are validated first.
+    suspect_before: Stamp,
     /// Asks maintenance to validate every idle connection now.
     pub(crate) sweep_requested: AtomicBool,
     /// `config.validation_skip_window` in µs, for the hot path.
@@ -64,12 +65,12 @@ pub(crate) struct Shared<M: Manager> {
     /// the generation its connect began in and is retired once it differs.
     generation: AtomicU64,
     next_connection_id: AtomicU64,
-    /// `1 + ms since start` of the last failure; 0 = never.
-    pub(crate) last_error_at: AtomicU64,
-    /// `1 + ms since start` of the last health check; 0 = never.
-    pub(crate) last_health_check_at: AtomicU64,
-    /// Round trip of the last successful liveness check, in µs + 1; 0 = none.
-    pub(crate) last_validation_us: AtomicU64,
+    /// ms since start of the last failure.
+    pub(crate) last_error_at: Stamp,
+    /// ms since start of the last health check.
+    pub(crate) last_health_check_at: Stamp,
+    /// Round trip of the last successful liveness check, in µs.
+    pub(crate) last_validation_us: Stamp,
     /// Microseconds since build: every timestamp the pool keeps.
     pub(crate) clock: Clock,
     /// The wall clock at build, for timestamps.
@@ -93,15 +94,15 @@ impl<M: Manager> Shared<M> {
             recovery: Recovery::default(),
             tasks: TaskFlags::new(),
             shutdown_report: Mutex::new(None),
-            suspect_before: AtomicU64::new(0),
+            suspect_before: Stamp::none(),
             sweep_requested: AtomicBool::new(false),
             skip_window_us: u64::try_from(config.validation_skip_window.as_micros())
                 .unwrap_or(u64::MAX),
             generation: AtomicU64::new(0),
             next_connection_id: AtomicU64::new(1),
-            last_error_at: AtomicU64::new(0),
-            last_health_check_at: AtomicU64::new(0),
-            last_validation_us: AtomicU64::new(0),
+            last_error_at: Stamp::none(),
+            last_health_check_at: Stamp::none(),
+            last_validation_us: Stamp::none(),
             clock: Clock::start(),
             created_at: SystemTime::now(),
             config,
@@ -122,7 +123,7 @@ impl<M: Manager> Shared<M> {
     /// asked to validate them all at once.
     pub(crate) fn suspect_idle_connections(&self) {
         let now_ms = self.now_ms();
-        self.suspect_before.fetch_max(now_ms + 1, Ordering::Relaxed);
+        self.suspect_before.raise(now_ms);
         if !self.sweep_requested.swap(true, Ordering::AcqRel) {
             self.maintenance_wakeup.notify_one();
         }
@@ -177,8 +178,9 @@ impl<M: Manager> Shared<M> {
     /// because of a suspected restart.
     #[inline]
     pub(crate) fn is_suspect(&self, last_used_us: u64) -> bool {
-        let suspect_before = self.suspect_before.load(Ordering::Relaxed);
-        suspect_before != 0 && last_used_us / 1000 < suspect_before
+        self.suspect_before
+            .get()
+            .is_some_and(|suspect_at| last_used_us / 1000 <= suspect_at)
     }
 
     /// Republishes the metric gauges from fresh readings (see `metrics.rs`
@@ -212,21 +214,18 @@ impl<M: Manager> Shared<M> {
     ) -> Arc<ConnectionError<M::Error>> {
         let error = Arc::new(error);
         self.last_error.store(Some(Arc::clone(&error)));
-        self.last_error_at
-            .store(1 + self.now_ms(), Ordering::Relaxed);
+        self.last_error_at.set(self.now_ms());
         error
     }
 
     pub(crate) fn record_validation_latency(&self, latency: Duration) {
-        let micros = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX - 1);
-        self.last_validation_us.store(micros + 1, Ordering::Relaxed);
+        self.last_validation_us
+            .set(u64::try_from(latency.as_micros()).unwrap_or(u64::MAX));
     }
 
-    /// The wall-clock time of an event stored as `1 + ms since start`.
-    pub(crate) fn wall_time(&self, stored: u64) -> Option<SystemTime> {
-        stored
-            .checked_sub(1)
-            .map(|ms| self.created_at + Duration::from_millis(ms))
+    /// The wall-clock time of an event at `ms` since start.
+    pub(crate) fn wall_time(&self, ms: Option<u64>) -> Option<SystemTime> {
+        ms.map(|ms| self.created_at + Duration::from_millis(ms))
     }
 
     pub(crate) fn statistics(&self) -> Statistics {
@@ -242,9 +241,9 @@ impl<M: Manager> Shared<M> {
             state: self.state.get(),
             now_ms,
             created_at: self.created_at,
-            last_health_check: self.wall_time(self.last_health_check_at.load(Ordering::Relaxed)),
+            last_health_check: self.wall_time(self.last_health_check_at.get()),
             last_error: self.last_error.load().as_deref().map(ToString::to_string),
-            last_error_time: self.wall_time(self.last_error_at.load(Ordering::Relaxed)),
+            last_error_time: self.wall_time(self.last_error_at.get()),
         })
     }
 
