@@ -15,7 +15,7 @@ use std::time::Duration;
 use crate::idle::Conn;
 use crate::leak;
 use crate::manager::Manager;
-use crate::recycle::on_return;
+use crate::recycle::{on_return, Rejected};
 use crate::retire::RetireReason;
 use crate::seats::SlowWait;
 use crate::shared::Permit;
@@ -171,34 +171,39 @@ impl<M: Manager> Drop for PooledConnection<M> {
         let now_us = shared.now_us();
         self.record_return(&conn, now_us);
         let generation = shared.generation();
-        if let Some(reason) = on_return(
+        match on_return(
             &shared.manager,
             &shared.config,
             &mut conn,
             now_us,
             generation,
         ) {
-            if matches!(reason, RetireReason::Broken | RetireReason::Dirty) {
-                if let Some(why) = shared.manager.server_lost(&mut conn.raw) {
-                    // The server itself is gone or changed role (shut down,
-                    // demoted, failed over): every connection to it goes at
-                    // once, not one failed request at a time. Only the first
-                    // report of a generation evicts; later ones from the
-                    // same old generation are already being retired.
-                    if conn.generation == generation {
-                        conn.retire(RetireReason::Evicted);
-                        shared.evict(&why);
-                        return;
-                    }
-                } else if reason == RetireReason::Broken {
+            None => {}
+            Some(Rejected::ServerLost(why)) => {
+                // The server itself is gone or changed role (shut down,
+                // demoted, failed over): every connection to it goes at
+                // once, not one failed request at a time. Only the first
+                // report of a generation evicts; a later one from the same
+                // old generation is already being retired, and just goes
+                // (as dirty: it saw the loss after the eviction).
+                if conn.generation == generation {
+                    conn.retire(RetireReason::Evicted);
+                    shared.evict(&why);
+                } else {
+                    conn.retire(RetireReason::Dirty);
+                }
+                return;
+            }
+            Some(Rejected::Retire(reason)) => {
+                if reason == RetireReason::Broken {
                     // A connection that died under its user: the server may
                     // have restarted, so check the idle ones before handing
                     // them out.
                     shared.suspect_idle_connections();
                 }
+                conn.retire(reason);
+                return;
             }
-            conn.retire(reason);
-            return;
         }
         conn.last_used_us = now_us;
         shared.return_to_idle(conn);

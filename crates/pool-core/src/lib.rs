@@ -111,7 +111,7 @@ pub use health::{DatabaseHealth, HealthStatus, PoolHealth, RECENT_ERROR_WINDOW};
 pub use histogram::LatencySummary;
 pub use leak::LEAK_SCAN_MAX_INTERVAL;
 pub use maintenance::REPLENISH_CONCURRENCY;
-pub use manager::{ForceClose, Manager};
+pub use manager::{ForceClose, Manager, Verdict};
 pub use open::WARM_UP_BATCH;
 pub use pool::Pool;
 pub use reconnect::{DEMAND_PROBE_INTERVAL, RECOVERY_FAILURE_THRESHOLD};

@@ -2,12 +2,40 @@
 //!
 //! The pool is generic over a [`Manager`]. It never looks inside a
 //! connection; everything it needs to know about the backend comes through
-//! these four methods. The pool guarantees that it calls them with its own
+//! the methods of [`Manager`]. The pool guarantees that it calls them with its own
 //! timeouts around them, so an implementation may block on I/O without
 //! guarding against hangs itself (but it must be cancel-safe: a future
 //! dropped mid-way must not leave shared state behind).
 
 use std::future::Future;
+
+/// What the pool does with a connection that comes back, as the manager's
+/// [`verdict`](Manager::verdict) says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Fit for the next caller. `statements`: how many statements it has
+    /// run so far, for `max_queries` (0 if the manager does not count).
+    Reuse {
+        /// Statements run on this connection since it was opened.
+        statements: u64,
+    },
+    /// Closed or unusable (a closed socket): it is closed, and idle
+    /// connections last used before now are validated before use (the
+    /// server may have restarted). Counted in `closed_by_reason.broken`.
+    Broken,
+    /// Left in a state the next caller must not inherit (dropped in the
+    /// middle of a request, left inside a transaction): it is closed.
+    /// Counted in `closed_by_reason.dirty`.
+    Dirty,
+    /// What it saw concerns its whole server (shut down, demoted to
+    /// read-only, failed over), given as the reason: it is closed, and every
+    /// connection open now is evicted (idle ones at once, in-use ones when
+    /// returned; see `Pool::evict_all`), so new connects go wherever the
+    /// manager's configuration now leads. Counted in
+    /// `closed_by_reason.evicted`.
+    ServerLost(String),
+}
 
 /// Aborts one connection from outside, e.g. by aborting the task that
 /// drives its socket. Must be quick and must not block.
@@ -30,10 +58,11 @@ pub type ForceClose = Box<dyn Fn() + Send + Sync>;
 ///   lock that can be contended. It runs on every checkout and every return.
 /// * [`is_retryable`](Manager::is_retryable) tells whether retrying a failed
 ///   connect can help (a refused connection) or not (a wrong password).
-/// * [`is_dirty`](Manager::is_dirty) and [`statements`](Manager::statements)
-///   are free checks on return: a dirty connection (dropped mid-request,
-///   left inside a transaction) is closed, and one that ran `max_queries`
-///   statements is retired.
+/// * [`verdict`](Manager::verdict) is the free check on return: reuse
+///   the connection, close it (broken, or dirty: dropped mid-request, left
+///   inside a transaction), or close it and evict every connection because
+///   its server is gone. One method, so a wrapping manager has one answer
+///   to forward, not four.
 pub trait Manager: Send + Sync + 'static {
     /// The pooled connection type. Dropping it must close it.
     type Connection: Send + 'static;
@@ -57,32 +86,20 @@ pub trait Manager: Send + Sync + 'static {
     /// (closed socket, dropped in the middle of a request). Must not do I/O.
     fn is_broken(&self, conn: &mut Self::Connection) -> bool;
 
-    /// A free check on return: `true` if the connection was left in a state
-    /// the next caller must not inherit (dropped in the middle of a request,
-    /// left inside a transaction). Such a connection is closed. Must not do
-    /// I/O. The default says never.
-    fn is_dirty(&self, conn: &mut Self::Connection) -> bool {
-        let _ = conn;
-        false
-    }
-
-    /// Asked on return about a connection found broken or dirty: `Some(why)`
-    /// if what it saw concerns its whole server (shut down, demoted to
-    /// read-only, failed over), so that every connection to that server is
-    /// suspect. The pool then evicts every connection open now (idle ones at
-    /// once, in-use ones when returned; see `Pool::evict_all`) and new
-    /// connects go wherever the manager's configuration now leads. Must not
-    /// do I/O. The default says never.
-    fn server_lost(&self, conn: &mut Self::Connection) -> Option<String> {
-        let _ = conn;
-        None
-    }
-
-    /// How many statements this connection has run, for `max_queries`. Must
-    /// be free. The default (0) disables statement-count retirement.
-    fn statements(&self, conn: &Self::Connection) -> u64 {
-        let _ = conn;
-        0
+    /// The one question on return: may this connection be reused? Must be
+    /// free: no I/O, no await, no lock that can be contended (it runs on
+    /// every return). The pool acts on the answer (see [`Verdict`]); it
+    /// also retires a reused connection past its lifetime, from an evicted
+    /// generation, or past `max_queries` statements.
+    ///
+    /// The default asks [`is_broken`](Manager::is_broken) and counts no
+    /// statements.
+    fn verdict(&self, conn: &mut Self::Connection) -> Verdict {
+        if self.is_broken(conn) {
+            Verdict::Broken
+        } else {
+            Verdict::Reuse { statements: 0 }
+        }
     }
 
     /// A way to abort `conn` while a caller still holds it, used by

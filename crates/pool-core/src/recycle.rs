@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use crate::config::PoolConfig;
 use crate::idle::Conn;
-use crate::manager::Manager;
+use crate::manager::{Manager, Verdict};
 use crate::retire::RetireReason;
 
 /// This connection's own lifetime: `max_lifetime` minus a uniform random
@@ -62,28 +62,42 @@ pub(crate) fn on_checkout<M: Manager>(
     }
 }
 
+/// Why a returned connection may not go back to the idle queue.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Rejected {
+    /// Retire it for this reason.
+    Retire(RetireReason),
+    /// Its server is gone or changed role (the manager's reason): retire
+    /// it and evict every connection open now.
+    ServerLost(String),
+}
+
 /// Return: a connection that may not go back to the idle queue, and why.
-/// Evicted connections (older than `generation`) do not go back either.
+/// The manager's verdict first, then the pool's own rules: evicted
+/// connections (older than `generation`), lifetime, `max_queries`.
 pub(crate) fn on_return<M: Manager>(
     manager: &M,
     config: &PoolConfig,
     conn: &mut Conn<M::Connection>,
     now_us: u64,
     generation: u64,
-) -> Option<RetireReason> {
-    if manager.is_broken(&mut conn.raw) {
-        Some(RetireReason::Broken)
-    } else if manager.is_dirty(&mut conn.raw) {
-        Some(RetireReason::Dirty)
-    } else if conn.generation != generation {
-        Some(RetireReason::Evicted)
+) -> Option<Rejected> {
+    let statements = match manager.verdict(&mut conn.raw) {
+        Verdict::Reuse { statements } => statements,
+        Verdict::Broken => return Some(Rejected::Retire(RetireReason::Broken)),
+        Verdict::Dirty => return Some(Rejected::Retire(RetireReason::Dirty)),
+        Verdict::ServerLost(why) => return Some(Rejected::ServerLost(why)),
+    };
+    let reason = if conn.generation != generation {
+        RetireReason::Evicted
     } else if is_expired(conn, now_us) {
-        Some(RetireReason::Lifetime)
-    } else if config.max_queries > 0 && manager.statements(&conn.raw) >= config.max_queries {
-        Some(RetireReason::MaxQueries)
+        RetireReason::Lifetime
+    } else if config.max_queries > 0 && statements >= config.max_queries {
+        RetireReason::MaxQueries
     } else {
-        None
-    }
+        return None;
+    };
+    Some(Rejected::Retire(reason))
 }
 
 /// Maintenance: whether an idle connection should go, given how many are

@@ -127,8 +127,9 @@ pub use pool_core::{
     ClosedByReason, ConfigError, ConfigIssue, ConnectionError, DatabaseHealth, ForceClose,
     ForcedConnection, HealthState, HealthStatus, InitError, LatencySummary, Manager, Phase, Pool,
     PoolConfig, PoolError, PoolHealth, PoolState, PooledConnection, RetireReason, ShutdownReport,
-    Statistics, TimeoutError, UnavailableError, DEMAND_PROBE_INTERVAL, LEAK_SCAN_MAX_INTERVAL,
-    POOL_VARIABLES, RECENT_ERROR_WINDOW, RECENT_WINDOW, RECOVERY_FAILURE_THRESHOLD,
+    Statistics, TimeoutError, UnavailableError, Verdict, DEMAND_PROBE_INTERVAL,
+    LEAK_SCAN_MAX_INTERVAL, POOL_VARIABLES, RECENT_ERROR_WINDOW, RECENT_WINDOW,
+    RECOVERY_FAILURE_THRESHOLD,
 };
 pub use pool_core::{
     DEFAULT_ACQUIRE_TIMEOUT, DEFAULT_CREATE_TIMEOUT, DEFAULT_HEALTH_DEGRADED_PERCENT,

@@ -25,7 +25,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use pool_core::{ForceClose, Manager, DEFAULT_CREATE_TIMEOUT};
+use pool_core::{ForceClose, Manager, Verdict, DEFAULT_CREATE_TIMEOUT};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
 use tokio_postgres::{Config, Socket};
 
@@ -182,46 +182,48 @@ where
         conn.is_closed()
     }
 
-    fn is_dirty(&self, conn: &mut PgConnection) -> bool {
+    fn verdict(&self, conn: &mut PgConnection) -> Verdict {
+        let closed = conn.is_closed();
         let Some(dirt) = conn.session.dirt() else {
-            return false;
+            return if closed {
+                Verdict::Broken
+            } else {
+                Verdict::Reuse {
+                    statements: conn.statements(),
+                }
+            };
         };
-        if dirt.is_misuse() {
-            tracing::warn!(
-                target: "pool_pg::connection",
-                server = %self.server,
-                "closing a returned connection: {}",
-                dirt.describe()
-            );
-        } else {
-            tracing::debug!(
-                target: "pool_pg::connection",
-                server = %self.server,
-                "closing a returned connection: {}",
-                dirt.describe()
-            );
+        if !closed {
+            if dirt.is_misuse() {
+                tracing::warn!(
+                    target: "pool_pg::connection",
+                    server = %self.server,
+                    "closing a returned connection: {}",
+                    dirt.describe()
+                );
+            } else {
+                tracing::debug!(
+                    target: "pool_pg::connection",
+                    server = %self.server,
+                    "closing a returned connection: {}",
+                    dirt.describe()
+                );
+            }
         }
-        true
-    }
-
-    fn server_lost(&self, conn: &mut PgConnection) -> Option<String> {
         // A read-only refusal outside a read-only transaction of the
         // caller's own means the server is (now) a standby or a demoted
         // primary: every connection to it is as unfit for writes as this
         // one. A terminated session (57P0x) is not enough: a single
         // `pg_terminate_backend` says nothing of the others, and a real
         // shutdown closes their sockets, which the pool's sweep finds.
-        match conn.session.dirt() {
-            Some(Dirt::ReadOnlyServer) => Some(format!(
+        match dirt {
+            Dirt::ReadOnlyServer => Verdict::ServerLost(format!(
                 "{} refused a write as read-only (SQLSTATE 25006): demoted or failed over",
                 self.server
             )),
-            _ => None,
+            _ if closed => Verdict::Broken,
+            _ => Verdict::Dirty,
         }
-    }
-
-    fn statements(&self, conn: &PgConnection) -> u64 {
-        conn.statements()
     }
 
     fn force_closer(&self, conn: &PgConnection) -> Option<ForceClose> {

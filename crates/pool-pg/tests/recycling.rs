@@ -11,7 +11,9 @@ use std::time::Duration;
 use common::{capture_logs, small_pool, start_db, wait_until, MARGIN};
 use pg_tempdb::TempDb;
 use pool_pg::tokio_postgres::{IsolationLevel, SimpleQueryMessage};
-use pool_pg::{Manager, PgConnection, PgPool, PgPoolExt, PoolConfig, DEFAULT_APPLICATION_NAME};
+use pool_pg::{
+    Manager, PgConnection, PgPool, PgPoolExt, PoolConfig, Verdict, DEFAULT_APPLICATION_NAME,
+};
 use tokio::time::{timeout, Instant};
 
 /// One connection at most, so "the next connection" is unambiguous.
@@ -95,7 +97,11 @@ async fn statements_sent_through_the_connection_are_counted() {
     tx.execute("SELECT 1", &[]).await.unwrap();
     tx.commit().await.unwrap();
     assert_eq!(conn.statements(), 12, "BEGIN, the statement, COMMIT");
-    assert_eq!(pool.manager().statements(&conn), 12);
+    assert_eq!(
+        pool.manager().verdict(&mut conn),
+        Verdict::Reuse { statements: 12 },
+        "the manager's verdict carries the count for max_queries"
+    );
     drop(conn);
 
     let conn = pool.acquire().await.unwrap();

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use pool_core::{Manager, Pool, PoolConfig, Statistics};
+use pool_core::{Manager, Pool, PoolConfig, Statistics, Verdict};
 
 /// What a gated step does when called.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,18 +176,20 @@ impl Manager for FakeManager {
         Some(Box::new(move || broken.store(true, Ordering::SeqCst)))
     }
 
-    fn is_dirty(&self, conn: &mut LiveConn) -> bool {
-        conn.dirty.load(Ordering::SeqCst)
-    }
-
-    fn server_lost(&self, conn: &mut LiveConn) -> Option<String> {
-        conn.server_lost
-            .load(Ordering::SeqCst)
-            .then(|| "the fake server was demoted".to_owned())
-    }
-
-    fn statements(&self, conn: &LiveConn) -> u64 {
-        conn.statements.load(Ordering::SeqCst)
+    fn verdict(&self, conn: &mut LiveConn) -> Verdict {
+        let broken = conn.broken.load(Ordering::SeqCst);
+        let dirty = conn.dirty.load(Ordering::SeqCst);
+        if (broken || dirty) && conn.server_lost.load(Ordering::SeqCst) {
+            Verdict::ServerLost("the fake server was demoted".to_owned())
+        } else if broken {
+            Verdict::Broken
+        } else if dirty {
+            Verdict::Dirty
+        } else {
+            Verdict::Reuse {
+                statements: conn.statements.load(Ordering::SeqCst),
+            }
+        }
     }
 
     fn is_retryable(&self, _error: &FakeError) -> bool {
