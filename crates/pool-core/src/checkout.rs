@@ -94,12 +94,9 @@ impl<M: Manager> Pool<M> {
         // Cooperative scheduling, like tokio's own primitives: spend a unit
         // of the task's budget, so a task looping on a free pool cannot
         // starve its neighbours. *Before* taking anything: a task whose
-        // budget ran out yields holding no permit and no connection.
-        // Spending it after the checkout made such a task sit on its
-        // connection until rescheduled, so the others queued behind it and
-        // every later checkout went through the queue (a convoy): a third of
-        // the throughput, and a p99 of 131 µs instead of 0.9 µs, at 64 tasks
-        // on 16 connections in the baseline's release shape.
+        // budget ran out yields holding no permit and no connection, so the
+        // others do not queue behind a connection parked in a yielded task
+        // (a convoy; figures in docs/performance.md).
         // Cancel-safe: nothing is held yet.
         tokio::task::consume_budget().await;
         let (head_start, site) = match fast_path(shared, site) {

@@ -3,9 +3,9 @@
 //! Every setting has a default, a valid range and a reason, all documented on
 //! the field. Nothing here panics on bad input and nothing is silently
 //! replaced: [`PoolConfig::validate`] collects every problem into one
-//! [`ConfigError`](crate::ConfigError) whose lines name the setting, the value, and the
-//! `POOL_*` variable to change. No timeout is infinite, by default or by
-//! choice: every duration has an upper bound.
+//! [`ConfigError`](crate::ConfigError) whose lines name the setting, the
+//! value, and the `POOL_*` variable to change. No timeout is infinite, by
+//! default or by choice: every duration has an upper bound.
 //!
 //! Reading the configuration from the environment lives in `env.rs`.
 

@@ -2,15 +2,16 @@
 //!
 //! # Design
 //!
-//! A caller queued in the semaphore arms no timer of its own (registering
-//! one in tokio's timer wheel and removing it again cost ~650 instructions
-//! per queued acquisition, plus a lock shared by the runtime's workers).
-//! Instead this task sleeps until the earliest deadline among the queued
-//! callers ([`Semaphore::next_deadline`](crate::semaphore::Semaphore)),
-//! then expires every caller whose deadline passed; each returns its
-//! `Timeout` error at once. A caller queuing with an earlier deadline wakes
-//! the task. All callers share one `acquire_timeout` and queue in arrival
-//! order, so in steady state the task wakes about once per timeout.
+//! A caller queued in the semaphore arms no timer of its own: a timer per
+//! waiter would be registered in tokio's timer wheel and removed again on
+//! every queued acquisition, each time under a lock shared by the runtime's
+//! workers. Instead this task sleeps until the earliest deadline among the
+//! queued callers
+//! ([`Semaphore::next_deadline`](crate::semaphore::Semaphore)), then
+//! expires every caller whose deadline passed; each returns its `Timeout`
+//! error at once. A caller queuing with an earlier deadline wakes the task.
+//! All callers share one `acquire_timeout` and queue in arrival order, so
+//! in steady state the task wakes about once per timeout.
 //!
 //! # Invariant
 //!

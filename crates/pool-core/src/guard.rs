@@ -2,9 +2,10 @@
 //!
 //! A [`PooledConnection`] owns a connection and the permit it was lent
 //! under. It derefs to the backend connection. Dropping it returns the
-//! connection to the idle queue (unless it is broken, dirty, expired or
-//! used up — see `recycle.rs` — or the pool is closed) and only *then* releases the
-//! permit, so the next waiter finds the connection already idle.
+//! connection to the idle queue (unless the manager's verdict or the
+//! pool's rules retire it, see `recycle.rs`, or the pool is closed) and
+//! only *then* releases the permit, so the next waiter finds the
+//! connection already idle.
 //! [`PooledConnection::discard`] closes a connection the caller knows is
 //! bad instead of returning it.
 

@@ -13,10 +13,11 @@
 //! hot path: `record_zero` adds one to a separate `zeros` count (a summary
 //! puts those samples in bucket 0), and `record_uncounted` moves only the
 //! bucket and the maximum, for a caller that keeps the count and the sum
-//! itself (the pool's hold times, counted per seat). [`LatencyHistogram::summary`] loads the
-//! count first (`Acquire`), then reads the buckets in one forward pass that
-//! stops at the bucket of the last percentile it needs, and returns a
-//! public [`LatencySummary`]. An empty histogram costs one load.
+//! itself (the pool's hold times, counted per seat).
+//! [`LatencyHistogram::summary`] loads the count first (`Acquire`), then
+//! reads the buckets in one forward pass that stops at the bucket of the
+//! last percentile it needs, and returns a public [`LatencySummary`]. An
+//! empty histogram costs one load.
 //!
 //! Bucket layout, for a value of `v` microseconds:
 //!
@@ -58,19 +59,17 @@
 //! 464 (3.7 KB) and roughly double the cost of every summary, which is one
 //! load and add per bucket up to the one holding the p99. The pool's
 //! `statistics()` summarises three all-time histograms and three windowed
-//! ones (of four slots each) and must stay under 1 µs. Measured on a 2 GHz
-//! AMD EPYC virtual machine: `record` ≈ 25 ns (its three uncontended locked
-//! adds), a summary ≈ 100 ns (1 ms maximum) to 150 ns (100 ms) to 240 ns
-//! (1 h), a window of four live slots ≈ 200 ns, and the six summaries of a
-//! pool-like load together ≈ 0.78 µs. A p99 within 12.5 % is enough to tell
-//! 2 ms from 3 ms.
+//! ones (of four slots each) and must stay under 1 µs, so the summaries'
+//! cost, not the memory, sets the resolution. A p99 within 12.5 % is enough
+//! to tell 2 ms from 3 ms. (The figures behind this choice are in
+//! `docs/performance.md`, "Figures behind the code".)
 //!
 //! # Memory
 //!
 //! A [`LatencyHistogram`] is 1,952 bytes: 240 buckets plus count, zeros,
-//! sum and max, 8 bytes each. A [`WindowedHistogram`] is 7,848 bytes: four slots of
-//! a histogram and an epoch tag, plus the slot width. Nothing is allocated
-//! after construction.
+//! sum and max, 8 bytes each. A [`WindowedHistogram`] is 7,848 bytes: four
+//! slots of a histogram and an epoch tag, plus the slot width. Nothing is
+//! allocated after construction.
 //!
 //! # The recent window
 //!
@@ -86,7 +85,7 @@
 //!
 //! The first recorder to reach a slot that still holds an older epoch claims
 //! it with one compare-and-swap of the tag to "epoch `e`, being reset",
-//! zeroes the slot (243 stores, once per slot per epoch), then publishes
+//! zeroes the slot (244 stores, once per slot per epoch), then publishes
 //! "epoch `e`, ready" with `Release`. Readers skip a slot that is being
 //! reset, and a reader that loads "ready" with `Acquire` sees the zeroes, so
 //! a summary never mixes a stale epoch's counts into the current one.
@@ -96,7 +95,7 @@
 //! - A sample recorded into a slot while it is being reset (it loaded the
 //!   tag just after the claim) may be wiped by the reset, wholly or in part
 //!   (bucket, count, sum or max separately). This is at most the few samples
-//!   recorded in the ~100 ns of a reset, once per epoch.
+//!   recorded during the reset's 244 stores, once per epoch.
 //! - A sample whose `now_ms` lags another caller's by more than the whole
 //!   window (a thread stalled for ~`N` between reading the clock and
 //!   recording) is dropped, or in a narrower race counted in the newer

@@ -22,9 +22,9 @@
 //! - `paused-clock`: the pool's timestamps (lifetimes, idle and leak
 //!   timeouts, hold and wait times) follow `tokio::time::Instant`, so a test
 //!   under `tokio::time::pause()` can drive them with `advance()`. Without
-//!   it the pool reads the CPU's calibrated time-stamp counter, about three
-//!   times cheaper per reading. `acquire_timeout` and every other timer are
-//!   tokio timers either way, and follow a paused clock regardless.
+//!   it the pool reads the CPU's calibrated time-stamp counter, which is
+//!   cheaper per reading. `acquire_timeout` and every other timer are tokio
+//!   timers either way, and follow a paused clock regardless.
 //!
 //! # Example
 //!

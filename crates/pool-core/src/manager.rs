@@ -2,7 +2,8 @@
 //!
 //! The pool is generic over a [`Manager`]. It never looks inside a
 //! connection; everything it needs to know about the backend comes through
-//! the methods of [`Manager`]. The pool guarantees that it calls them with its own
+//! the methods of [`Manager`], and what to do with a returned connection
+//! through one [`Verdict`]. The pool calls the async methods with its own
 //! timeouts around them, so an implementation may block on I/O without
 //! guarding against hangs itself (but it must be cancel-safe: a future
 //! dropped mid-way must not leave shared state behind).

@@ -1,5 +1,6 @@
-//! Metrics at the source, through the [`metrics`](https://docs.rs/metrics) facade (cargo feature
-//! `metrics`; without it every method here is an empty inline function).
+//! Metrics at the source, through the [`metrics`](https://docs.rs/metrics)
+//! facade (cargo feature `metrics`; without it every method here is an empty
+//! inline function).
 //!
 //! # Design
 //!

@@ -56,9 +56,8 @@ impl PhaseCell {
 }
 
 /// The error of an `acquire()` that started at `started_us` (the pool's
-/// clock) and ran out of
-/// time in `phase`, with a statistics snapshot taken now and the pool's
-/// last connection error.
+/// clock) and ran out of time in `phase`, with a statistics snapshot taken
+/// now and the pool's last connection error.
 pub(crate) fn timeout_error<M: Manager>(
     shared: &Shared<M>,
     phase: Phase,

@@ -5,16 +5,16 @@
 //! from a lock-free free list when its slot is reserved and given back when
 //! the slot drops), so a seat is always available to a slot and no two live
 //! connections share one. Lending a connection writes its id and the time
-//! into its seat with two relaxed stores; returning it clears one. Shutdown
+//! into its seat with two plain stores; returning it clears the id. Shutdown
 //! (and the leak scan) read all seats; they never block the hot path.
 //!
-//! A seat also counts its lendings (and of those, the ones that went
-//! through the slow path, the ones that queued, and their wait), its
-//! returns and the time its connections were held. Only the holder of the seat's connection writes
-//! these (the lender, then the guard; the connection passes between holders
-//! through the idle queue, which orders the writes), so each is a plain
-//! load and store, not a locked read-modify-write, and a snapshot sums them
-//! in the same pass that counts suspected leaks. This is how the pool's
+//! A seat also counts its lendings (and of those, the ones that went through
+//! the slow path, the ones that queued, and their wait), its returns and the
+//! time its connections were held. Only the holder of the seat's connection
+//! writes these (the lender, then the guard; the connection passes between
+//! holders through the idle queue, which orders the writes), so each is a
+//! plain load and store, not a locked read-modify-write, and a snapshot sums
+//! them in the same pass that counts suspected leaks. This is how the pool's
 //! `total_acquisitions`, `total_releases` and mean hold time cost the hot
 //! path no locked instruction.
 //!
@@ -34,12 +34,15 @@ use crate::site::Site;
 use crate::stamp::Stamp;
 use crate::sync::{AtomicBool, AtomicU64, AtomicUsize, Mutex, Ordering};
 
-/// One seat.
+/// One seat: the lending in it (if any), its force-close handle, its leak
+/// marks and its counters.
 #[derive(Default)]
 struct Seat {
     /// Id of the connection lent from this seat; 0 when not lent.
     lent_id: AtomicU64,
-    /// ms since pool start when lent; none when not lent.
+    /// ms since pool start of the latest lending; kept after the return
+    /// (only meaningful while `lent_id` is not 0), none once the seat is
+    /// given back.
     lent_at: Stamp,
     /// How to abort this seat's connection, if the manager can.
     force_close: Mutex<Option<ForceClose>>,
@@ -59,7 +62,7 @@ struct Seat {
     /// Of those, the lendings from the slow path, whose wait went into the
     /// wait histogram's bucket; written with `Release` after it.
     slow_lends: AtomicU64,
-    /// Of those, the lendings whose caller queued for a permit.
+    /// Of the slow-path lendings, those whose caller queued for a permit.
     queued_lends: AtomicU64,
     /// Sum of the slow-path waits, in µs (each capped like a histogram
     /// sample).
@@ -72,7 +75,7 @@ struct Seat {
     held_us: AtomicU64,
 }
 
-/// Adds one to a counter that only the caller writes: a load and a store,
+/// Adds `by` to a counter that only the caller writes: a load and a store,
 /// no locked instruction. A concurrent reader sees the old or the new value.
 #[inline]
 fn bump_owned(counter: &AtomicU64, by: u64, order: Ordering) {
@@ -170,15 +173,17 @@ impl Seats {
         }
     }
 
+    /// Replaces the force-close handle of `seat` (the manager's, once the
+    /// connection exists; `None` if it offers none).
     pub(crate) fn set_force_close(&self, seat: usize, force_close: Option<ForceClose>) {
         if let Some(entry) = self.seats.get(seat) {
             *entry.force_close.lock() = force_close;
         }
     }
 
-    /// Marks `seat` lent at `now_ms`; records the acquisition site when
-    /// leak detection is on (`site` is `Some`).
-    /// Stores `force_close` only if the seat holds none.
+    /// Stores `force_close` only if the seat holds none: a connect task's
+    /// abort handle never replaces the manager's, set if the connect
+    /// finished first.
     pub(crate) fn set_force_close_if_absent(&self, seat: usize, force_close: ForceClose) {
         if let Some(entry) = self.seats.get(seat) {
             let mut slot = entry.force_close.lock();
@@ -204,6 +209,11 @@ impl Seats {
         closed
     }
 
+    /// Marks `seat` lent to `connection_id` at `now_ms` and counts the
+    /// lending (with its `wait` if it came through the slow path); records
+    /// the acquisition site when leak detection is on (`site` is `Some`).
+    /// The id is stored last, with `Release`: a scan that sees it sees the
+    /// rest.
     #[inline]
     pub(crate) fn lend(
         &self,
@@ -315,9 +325,10 @@ impl Seats {
         suspects
     }
 
-    /// Every seat's counters, summed in one pass. Returns are loaded with
-    /// `Acquire`, so the hold-time buckets of every return counted are
-    /// visible to a histogram scan that follows.
+    /// Every seat's counters, summed in one pass. Returns and slow-path
+    /// lendings are loaded with `Acquire`, so the hold-time and wait
+    /// buckets of every one counted are visible to a histogram scan that
+    /// follows.
     pub(crate) fn totals(&self) -> SeatTotals {
         fn add(total: &mut u64, counter: &AtomicU64, order: Ordering) {
             *total = total.wrapping_add(counter.load(order));
@@ -354,7 +365,8 @@ impl Seats {
             .count() as u64
     }
 
-    /// Every connection lent out right now, with its acquisition site.
+    /// Every connection lent out right now, with its seat and when it was
+    /// lent (its acquisition site is [`Seats::site`]).
     pub(crate) fn lent(&self) -> Vec<Lent> {
         self.seats
             .iter()

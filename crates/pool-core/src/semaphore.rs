@@ -2,13 +2,13 @@
 //!
 //! # Design
 //!
-//! One `AtomicUsize` holds `permits << 3 | IDLE_WATCH | WAITERS | CLOSED`. A waitlist
-//! behind a `parking_lot` mutex holds the queued callers in arrival order
-//! (a deque sorted by ticket, `semaphore/queue.rs`). `granted_below` is one
-//! past the last ticket handed a permit: the queue is served strictly from
-//! its front, in ticket order, so a caller whose ticket is below it and who
-//! did not leave the queue itself was granted a permit, and a woken caller
-//! learns that from one load, without taking the lock.
+//! One `AtomicUsize` holds `permits << 3 | IDLE_WATCH | WAITERS | CLOSED`. A
+//! waitlist behind a `parking_lot` mutex holds the queued callers in arrival
+//! order (a deque sorted by ticket, `semaphore/queue.rs`). `granted_below` is
+//! one past the last ticket handed a permit: the queue is served strictly
+//! from its front, in ticket order, so a caller whose ticket is below it and
+//! who did not leave the queue itself was granted a permit, and a woken
+//! caller learns that from one load, without taking the lock.
 //!
 //! * Uncontended acquire and release are one CAS each and never lock.
 //! * A caller that finds no permit takes the lock, sets `WAITERS` (only
@@ -37,8 +37,8 @@
 //! of a release that puts a permit back in the count (one handed to a queued
 //! waiter is that waiter's). The watcher sets `IDLE_WATCH`; the release's
 //! CAS, which reads the state anyway, sees the flag, clears it and wakes
-//! the watchers. An unwatched release costs nothing more than before: the
-//! same CAS, one more bit in its test.
+//! the watchers. An unwatched release pays nothing for the watch: the same
+//! CAS, with one more bit in its test.
 //!
 //! # Deadlines without a timer per waiter
 //!
@@ -352,8 +352,8 @@ impl Semaphore {
     }
 }
 
-/// The future returned by [`Semaphore::acquire`]. Cancel-safe: see the
-/// module documentation.
+/// The future returned by [`Semaphore::acquire_until`] (and, in tests,
+/// `Semaphore::acquire`). Cancel-safe: see the module documentation.
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub(crate) struct Acquire<'a> {

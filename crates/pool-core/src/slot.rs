@@ -5,9 +5,9 @@
 //!
 //! `open == idle + in_use + opening <= max_size`, at every instant.
 //!
-//! The three terms live in one `AtomicU64` (`Gauges`, `gauges.rs`), 21 bits each, so a
-//! reader always sees a consistent triple and the invariant can be sampled
-//! from any thread. Only a `Slot` changes them:
+//! The three terms live in one `AtomicU64` (`Gauges`, `gauges.rs`), 21 bits
+//! each, so a reader always sees a consistent triple and the invariant can be
+//! sampled from any thread. Only a `Slot` changes them:
 //!
 //! * [`Slot::try_open`] is the only way to grow: a CAS that adds one
 //!   `opening` only if the total is below `max_size`;

@@ -2,14 +2,14 @@
 //! outside.
 //!
 //! Counters are `Relaxed` `AtomicU64`s bumped with one uncontended
-//! `fetch_add` and never under a lock. The three that move on every
-//! acquire and release (acquisitions, releases, total hold time) are not
-//! shared counters at all: each seat counts its own, written only by the
-//! holder of its connection with a plain store (`seats.rs`), and a snapshot
-//! sums them. The fast path's zero waits are not recorded in the all-time
-//! wait histogram either: they are the lendings the histogram lacks. The size gauges are the packed
-//! [`Gauges`] word owned by the slots, so `total`, `idle`, `active` and
-//! `opening` in a snapshot always add up. Latencies go into lock-free
+//! `fetch_add` and never under a lock. The three that move on every acquire
+//! and release (acquisitions, releases, total hold time) are not shared
+//! counters at all: each seat counts its own, written only by the holder of
+//! its connection with a plain store (`seats.rs`), and a snapshot sums them.
+//! The fast path's zero waits are not recorded in the all-time wait histogram
+//! either: they are the lendings the histogram lacks. The size gauges are the
+//! packed [`Gauges`] word owned by the slots, so `total`, `idle`, `active`
+//! and `opening` in a snapshot always add up. Latencies go into lock-free
 //! log-linear histograms (`histogram.rs`). Every field of [`Statistics`]
 //! documents exactly when it moves. All counts are `u64`.
 

@@ -35,6 +35,7 @@ mod reading;
 #[cfg(test)]
 mod tests;
 
+use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use pool_core::ConfigIssue;
 use tokio_postgres::config::Host;
 use tokio_postgres::Config;
@@ -330,15 +331,18 @@ fn scrub(text: &str, secrets: &[String]) -> String {
     text
 }
 
+/// Every byte but the RFC 3986 unreserved characters (ASCII letters and
+/// digits, `-._~`): each URL part is encoded whole, so no delimiter in a user,
+/// database or application name or a socket path can end it early. Bytes
+/// outside ASCII are always encoded (`utf8_percent_encode` does that whatever
+/// the set).
+const NOT_UNRESERVED: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
 /// Percent-encodes everything but RFC 3986 unreserved characters.
 fn encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    utf8_percent_encode(text, NOT_UNRESERVED).to_string()
 }

@@ -114,7 +114,7 @@ impl WindowedHistogram {
     /// Records one sample taken at `now_ms` (milliseconds since the caller's
     /// fixed start).
     ///
-    /// The first sample of an epoch zeroes that epoch's slot (243 stores,
+    /// The first sample of an epoch zeroes that epoch's slot (244 stores,
     /// once per slot per epoch); every other sample costs one tag load more
     /// than [`LatencyHistogram::record`]. A sample whose `now_ms` is a whole
     /// window behind a newer caller's is dropped.

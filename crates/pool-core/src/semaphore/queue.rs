@@ -3,9 +3,10 @@
 //! Tickets are handed out in increasing order and only ever appended, so the
 //! deque is always sorted by ticket: the front is the oldest waiter (`O(1)`
 //! to serve), and a waiter that leaves out of turn (a cancelled `acquire`)
-//! is found by binary search. Compared with the `BTreeMap` it replaces, the
-//! common operations — append, serve the front — touch one contiguous
-//! buffer and allocate only when the queue outgrows its largest size so far.
+//! is found by binary search. The common operations — append, serve the
+//! front — touch one contiguous buffer and allocate only when the queue
+//! outgrows its largest size so far, where an ordered map would allocate
+//! and free nodes as waiters come and go.
 //!
 //! Only used under the semaphore's lock.
 

@@ -304,3 +304,35 @@ fn prefer_standby_on_a_single_pool_points_to_read_write_pools() {
     let text = refused("postgres://app@a:5432,b:5432/x?target_session_attrs=prefer-standby");
     assert!(text.contains("ReadWritePools"), "{text}");
 }
+
+#[test]
+fn encoding_keeps_unreserved_characters_only() {
+    assert_eq!(encode("app_user-1.x~"), "app_user-1.x~");
+    assert_eq!(encode("p@ss:w/rd é"), "p%40ss%3Aw%2Frd%20%C3%A9");
+}
+
+/// The hand-written encoder `encode` replaced.
+fn encode_by_hand(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn encoding_matches_the_hand_written_encoder() {
+    let every_ascii: String = (0..=127u8).map(char::from).collect();
+    for text in [
+        "u@h:p/d?q#f%25&a=b c",
+        "pässwörd 密码 🐘",
+        "-._~ AZaz09",
+        every_ascii.as_str(),
+    ] {
+        assert_eq!(encode(text), encode_by_hand(text), "{text:?}");
+    }
+}
