@@ -43,6 +43,7 @@ pub(crate) struct GaugeReading {
 }
 
 impl GaugeReading {
+    #[inline]
     fn unpack(word: u64) -> Self {
         Self {
             idle: word & FIELD_MASK,
@@ -52,6 +53,7 @@ impl GaugeReading {
     }
 
     /// `idle + in_use + opening`.
+    #[inline]
     pub(crate) fn open(&self) -> u64 {
         self.idle + self.in_use + self.opening
     }
@@ -64,12 +66,14 @@ pub(crate) struct Gauges(AtomicU64);
 
 impl Gauges {
     /// A consistent snapshot of the three gauges.
+    #[inline]
     pub(crate) fn read(&self) -> GaugeReading {
         GaugeReading::unpack(self.0.load(Ordering::Acquire))
     }
 
     /// Adds one `opening` if fewer than `max_size` are open (one CAS loop);
     /// the reading after, or `None` if full. For `Slot::try_open` only.
+    #[inline]
     pub(crate) fn try_add_opening(&self, max_size: u64) -> Option<GaugeReading> {
         let mut word = self.0.load(Ordering::Acquire);
         loop {
@@ -91,6 +95,7 @@ impl Gauges {
     /// packed delta; the reading after. For `Slot::set` only: its owner has
     /// `&mut`, and the `from` field holds it, so the field is >= 1 and
     /// adding `to - from` as a wrapping `u64` borrows across no field.
+    #[inline]
     pub(crate) fn move_one(&self, from: SlotState, to: SlotState) -> GaugeReading {
         let delta = to.unit().wrapping_sub(from.unit());
         let before = self.0.fetch_add(delta, Ordering::AcqRel);
@@ -99,6 +104,7 @@ impl Gauges {
 
     /// Removes one connection in `state`; the reading after. For `Slot`'s
     /// `Drop` only.
+    #[inline]
     pub(crate) fn remove_one(&self, state: SlotState) -> GaugeReading {
         let unit = state.unit();
         let before = self.0.fetch_sub(unit, Ordering::AcqRel);

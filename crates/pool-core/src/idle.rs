@@ -70,6 +70,7 @@ impl<C> IdleQueue<C> {
 
     /// Makes `conn` available. Gives it back if the queue is full (which
     /// would mean the size invariant is broken; the caller closes it).
+    #[inline]
     pub(crate) fn push(&self, mut conn: Conn<C>) -> Result<(), Conn<C>> {
         conn.slot.set(SlotState::Idle);
         self.queue.push(conn).map_err(|mut conn| {

@@ -61,6 +61,7 @@ impl Slot {
     }
 
     /// Moves this slot to `to`, updating the gauges in one atomic step.
+    #[inline]
     pub(crate) fn set(&mut self, to: SlotState) {
         if self.state != to {
             // Adding `to - from` as a wrapping u64 is exact: the `from` field
