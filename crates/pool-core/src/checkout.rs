@@ -435,7 +435,7 @@ async fn checkout<M: Manager>(
                 .await;
             continue;
         }
-        let Some(slot) = Slot::try_open(&shared.stats, max_size) else {
+        let Some(slot) = Slot::try_open(&shared.ledger, max_size) else {
             // Full, yet nothing idle to pop: a connection is moving into the
             // idle queue (or out of it to be closed) this very instant.
             tokio::task::yield_now().await;

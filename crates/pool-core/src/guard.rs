@@ -43,9 +43,11 @@ impl<M: Manager> PooledConnection<M> {
         site: Option<Site>,
         wait: Option<SlowWait>,
     ) -> Self {
-        let stats = &permit.shared().stats;
-        stats.record_lent(now_us / 1000, wait);
-        stats
+        let ledger = &permit.shared().ledger;
+        ledger
+            .stats
+            .record_lent(now_us / 1000, wait, ledger.gauges.read().in_use);
+        ledger
             .seats
             .lend(conn.slot.seat(), conn.id, now_us / 1000, site, wait);
         Self {
@@ -62,11 +64,12 @@ impl<M: Manager> PooledConnection<M> {
     fn record_return(&self, conn: &Conn<M::Connection>, now_us: u64) -> Duration {
         let shared = self.permit.shared();
         let stats = &shared.stats;
+        let seats = &shared.ledger.seats;
         let held_us = now_us.saturating_sub(self.acquired_us);
         let held = Duration::from_micros(held_us);
         stats.hold_time.record_uncounted(held_us);
-        if stats.seats.unlend(conn.slot.seat(), held_us) {
-            let site = stats.seats.site(conn.slot.seat());
+        if seats.unlend(conn.slot.seat(), held_us) {
+            let site = seats.site(conn.slot.seat());
             leak::unleaked(&shared.config.name, conn.id, held, site.as_ref());
         }
         stats.metrics.released(held);
@@ -119,7 +122,7 @@ impl<M: Manager> PooledConnection<M> {
         let conn = self.conn();
         self.permit
             .shared()
-            .stats
+            .ledger
             .seats
             .mark_long_held(conn.slot.seat());
     }
@@ -130,7 +133,7 @@ impl<M: Manager> PooledConnection<M> {
         let seat = self.conn().slot.seat();
         self.permit
             .shared()
-            .stats
+            .ledger
             .seats
             .site(seat)
             .map(|site| site.to_string())

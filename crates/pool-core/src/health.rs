@@ -251,7 +251,7 @@ fn assess_pool<M: Manager>(shared: &Shared<M>, record: bool) -> HealthStatus {
     if record {
         shared.last_health_check_at.set(now_ms);
     }
-    let gauges = shared.stats.gauges.read();
+    let gauges = shared.ledger.gauges.read();
     let last_error_at = shared.last_error_at.get();
     let latency = shared.last_validation_us.get();
     let state = shared.state.get();
@@ -263,7 +263,7 @@ fn assess_pool<M: Manager>(shared: &Shared<M>, record: bool) -> HealthStatus {
         max: u64::from(shared.config.max_size),
         state,
         recovery: (state == PoolState::Recovering).then(|| shared.recovery.view(now_ms)),
-        recent_leaks: shared.stats.seats.reported_within(
+        recent_leaks: shared.ledger.seats.reported_within(
             now_ms,
             u64::try_from(RECENT_ERROR_WINDOW.as_millis()).unwrap_or(u64::MAX),
         ),

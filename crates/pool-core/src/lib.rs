@@ -64,6 +64,7 @@ mod health;
 mod histogram;
 mod idle;
 mod leak;
+mod ledger;
 mod maintenance;
 mod manager;
 pub mod metrics;

@@ -10,9 +10,9 @@ use std::task::{Context, Poll, Waker};
 use loom::future::block_on;
 use loom::thread;
 
+use crate::ledger::Ledger;
 use crate::semaphore::{AcquireError, Semaphore};
 use crate::slot::{Slot, SlotState};
-use crate::stats::Stats;
 use crate::sync::Arc;
 
 #[test]
@@ -94,17 +94,18 @@ fn a_release_racing_with_close_leaves_a_consistent_semaphore() {
 #[test]
 fn capacity_returned_during_a_hand_off_never_exceeds_max_size() {
     loom::model(|| {
-        // `Stats` holds the histograms: too big for loom's default stack.
+        // The ledger's `Stats` holds the histograms: too big for loom's
+        // default stack.
         let big_stack = thread::Builder::new().stack_size(32 << 20);
         let model = big_stack.spawn(|| {
-            let stats = Arc::new(Stats::new("loom", 0, 1));
-            let mut first = Slot::try_open(&stats, 1).expect("room for one");
+            let ledger = Arc::new(Ledger::new("loom", 0, 1));
+            let mut first = Slot::try_open(&ledger, 1).expect("room for one");
             first.set(SlotState::InUse);
             let contender = {
-                let stats = Arc::clone(&stats);
+                let ledger = Arc::clone(&ledger);
                 thread::spawn(move || {
-                    let slot = Slot::try_open(&stats, 1);
-                    let reading = stats.gauges.read();
+                    let slot = Slot::try_open(&ledger, 1);
+                    let reading = ledger.gauges.read();
                     assert!(reading.open() <= 1, "{reading:?}");
                     slot.is_some()
                 })
@@ -113,7 +114,7 @@ fn capacity_returned_during_a_hand_off_never_exceeds_max_size() {
             drop(first);
             let got_one = contender.join().expect("contender");
             // The contender's slot (if any) was dropped with it.
-            assert_eq!(stats.gauges.read().open(), 0, "got one: {got_one}");
+            assert_eq!(ledger.gauges.read().open(), 0, "got one: {got_one}");
         });
         model.expect("spawn").join().expect("model");
     });

@@ -182,7 +182,7 @@ async fn sweep<M: Manager>(shared: &Arc<Shared<M>>) {
 }
 
 fn retire_stale<M: Manager>(shared: &Shared<M>) {
-    let before = shared.stats.gauges.read().open();
+    let before = shared.ledger.gauges.read().open();
     let (mut by_lifetime, mut by_idle) = (0u64, 0u64);
     // Look at each connection that is idle now exactly once: what we put
     // back goes to the tail, behind the ones still to inspect.
@@ -190,7 +190,7 @@ fn retire_stale<M: Manager>(shared: &Shared<M>) {
         let Some(conn) = shared.idle.take_for_check() else {
             break;
         };
-        let open = shared.stats.gauges.read().open();
+        let open = shared.ledger.gauges.read().open();
         let now_us = shared.now_us();
         match on_maintenance(&shared.config, &conn, now_us, open) {
             Some(reason) => {
@@ -245,9 +245,9 @@ fn retire_stale<M: Manager>(shared: &Shared<M>) {
 async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
     let min_size = u64::from(shared.config.min_size);
     let max_size = u64::from(shared.config.max_size);
-    let before = shared.stats.gauges.read().open();
-    while shared.stats.gauges.read().open() < min_size && !shared.is_closed() {
-        let missing = min_size.saturating_sub(shared.stats.gauges.read().open());
+    let before = shared.ledger.gauges.read().open();
+    while shared.ledger.gauges.read().open() < min_size && !shared.is_closed() {
+        let missing = min_size.saturating_sub(shared.ledger.gauges.read().open());
         let mut batch = Vec::new();
         for _ in 0..missing.min(REPLENISH_CONCURRENCY as u64) {
             // A permit first: if every permit is taken, callers are busy and
@@ -256,7 +256,7 @@ async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
                 break;
             }
             let permit = Permit::taken(Arc::clone(shared));
-            let Some(slot) = Slot::try_open(&shared.stats, max_size) else {
+            let Some(slot) = Slot::try_open(&shared.ledger, max_size) else {
                 drop(permit);
                 break;
             };
@@ -288,13 +288,13 @@ async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
                 target: "pool_core::maintenance",
                 pool = %shared.config.name,
                 min_size,
-                open = shared.stats.gauges.read().open(),
+                open = shared.ledger.gauges.read().open(),
                 "could not replenish to min_size; retrying at the next maintenance run"
             );
             return;
         }
     }
-    let after = shared.stats.gauges.read().open();
+    let after = shared.ledger.gauges.read().open();
     if after > before {
         tracing::info!(
             target: "pool_core::maintenance",

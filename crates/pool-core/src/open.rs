@@ -56,7 +56,7 @@ pub(crate) fn spawn_open<M: Manager>(
 ) -> oneshot::Receiver<OpenOutcome<M>> {
     let (tx, rx) = oneshot::channel();
     let seat = slot.seat();
-    let stats = Arc::clone(&permit.shared().stats);
+    let ledger = Arc::clone(&permit.shared().ledger);
     let task = tokio::spawn(async move {
         let shared = Arc::clone(permit.shared());
         let outcome = match connect(&shared, slot).await {
@@ -84,7 +84,7 @@ pub(crate) fn spawn_open<M: Manager>(
     // itself. If the connect already finished, the seat holds the manager's
     // own force-close (or was given back) and this is a no-op.
     let abort = task.abort_handle();
-    stats
+    ledger
         .seats
         .set_force_close_if_absent(seat, Box::new(move || abort.abort()));
     rx
@@ -112,7 +112,7 @@ pub(crate) async fn connect<M: Manager>(
             shared.recovery.connect_succeeded();
             slot.set(SlotState::InUse);
             shared
-                .stats
+                .ledger
                 .seats
                 .set_force_close(slot.seat(), shared.manager.force_closer(&raw));
             shared.stats.connections_created.incr();
@@ -289,7 +289,7 @@ pub(crate) async fn warm_up<M: Manager>(
 async fn open_validated<M: Manager>(
     shared: &Arc<Shared<M>>,
 ) -> Result<Conn<M::Connection>, Arc<ConnectionError<M::Error>>> {
-    let Some(slot) = Slot::try_open(&shared.stats, u64::from(shared.config.max_size)) else {
+    let Some(slot) = Slot::try_open(&shared.ledger, u64::from(shared.config.max_size)) else {
         // min_size <= max_size is validated, and nothing else runs during
         // build(); report rather than panic if that ever changes.
         return Err(shared.record_error(ConnectionError::ConnectTimeout(

@@ -70,7 +70,7 @@ pub(crate) fn after_connect_failure<M: Manager>(
     server_down: bool,
     error: &dyn std::fmt::Display,
 ) -> bool {
-    let gauges = shared.stats.gauges.read();
+    let gauges = shared.ledger.gauges.read();
     if gauges.idle + gauges.in_use != 0 {
         return false;
     }
@@ -188,7 +188,7 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
         if probe(&shared).await {
             let down_for = shared.recovery.view(shared.now_ms()).down_for;
             shared.recovery.since.clear();
-            let gauges = shared.stats.gauges.read();
+            let gauges = shared.ledger.gauges.read();
             shared.state.transition(
                 PoolState::Healthy,
                 &format!(
@@ -216,7 +216,7 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
 /// One connect. `true` if the database answered (or the pool already has
 /// connections again).
 async fn probe<M: Manager>(shared: &Arc<Shared<M>>) -> bool {
-    let Some(slot) = Slot::try_open(&shared.stats, u64::from(shared.config.max_size)) else {
+    let Some(slot) = Slot::try_open(&shared.ledger, u64::from(shared.config.max_size)) else {
         return true;
     };
     match connect(shared, slot).await {

@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::config::PoolConfig;
 use crate::error::ConnectionError;
 use crate::idle::{Conn, IdleQueue};
+use crate::ledger::Ledger;
 use crate::manager::Manager;
 use crate::recovery::Recovery;
 use crate::report::ShutdownReport;
@@ -41,6 +42,11 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) config: PoolConfig,
     pub(crate) semaphore: Semaphore,
     pub(crate) idle: IdleQueue<M::Connection>,
+    /// Gauges, seats and the close signal (`ledger.rs`), shared with every
+    /// slot.
+    pub(crate) ledger: Arc<Ledger>,
+    /// The event counters and histograms (the same `Arc` as
+    /// `ledger.stats`).
     pub(crate) stats: Arc<Stats>,
     /// The most recent connect or validation failure, for timeout errors.
     pub(crate) last_error: ArcSwapOption<ConnectionError<M::Error>>,
@@ -80,13 +86,15 @@ pub(crate) struct Shared<M: Manager> {
 impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: PoolConfig) -> Self {
         let max_size = config.max_size as usize;
-        let stats = Arc::new(Stats::new(&config.name, config.min_size, config.max_size));
+        let ledger = Arc::new(Ledger::new(&config.name, config.min_size, config.max_size));
+        let stats = Arc::clone(&ledger.stats);
         let observed = Arc::clone(&stats);
         let state = StateCell::new(&config.name, Box::new(move |to| observed.metrics.state(to)));
         Self {
             manager,
             semaphore: Semaphore::new(max_size),
             idle: IdleQueue::new(max_size),
+            ledger,
             stats,
             last_error: ArcSwapOption::empty(),
             maintenance_wakeup: Arc::new(Notify::new()),
@@ -158,7 +166,7 @@ impl<M: Manager> Shared<M> {
         for conn in keep {
             self.return_to_idle(conn);
         }
-        let gauges = self.stats.gauges.read();
+        let gauges = self.ledger.gauges.read();
         tracing::warn!(
             target: "pool_core::recycle",
             pool = %self.config.name,
@@ -187,7 +195,7 @@ impl<M: Manager> Shared<M> {
     /// on why): on every health verdict, snapshot and maintenance round.
     pub(crate) fn publish_gauges(&self, health: Option<HealthState>) {
         let metrics = &self.stats.metrics;
-        metrics.connections(self.stats.gauges.read());
+        metrics.connections(self.ledger.gauges.read());
         metrics.pending(|| self.semaphore.waiting());
         if let Some(verdict) = health {
             metrics.health(verdict);
@@ -233,6 +241,8 @@ impl<M: Manager> Shared<M> {
         let now_ms = self.now_ms();
         self.stats.snapshot(SnapshotContext {
             pool: self.config.name.clone(),
+            gauges: self.ledger.gauges.read(),
+            seats: self.ledger.seats.totals(),
             min_size: self.config.min_size,
             max_size: self.config.max_size,
             waiting: self.semaphore.waiting(),
@@ -276,7 +286,7 @@ impl<M: Manager> Shared<M> {
     /// connections, stops maintenance and the reconnect supervisor. Returns
     /// how many idle connections it closed. The caller moves the state.
     pub(crate) fn close(&self) -> usize {
-        self.stats.closing.store(true, Ordering::Release);
+        self.ledger.closing.store(true, Ordering::Release);
         self.semaphore.close();
         let closed = self.idle.drain(RetireReason::PoolClosed);
         self.maintenance_wakeup.notify_one();

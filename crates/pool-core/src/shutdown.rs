@@ -45,7 +45,7 @@ impl<M: Manager> Pool<M> {
         }
         let deadline = started + timeout;
         let busy = || {
-            let gauges = shared.stats.gauges.read();
+            let gauges = shared.ledger.gauges.read();
             gauges.in_use + gauges.opening
         };
         let idle_closed = shared.close() as u64;
@@ -60,7 +60,7 @@ impl<M: Manager> Pool<M> {
         );
         // Wait on state: every slot dropped while closing notifies.
         loop {
-            let notified = shared.stats.drained.notified();
+            let notified = shared.ledger.drained.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             if busy() == 0 {
@@ -74,14 +74,14 @@ impl<M: Manager> Pool<M> {
         let busy_at_deadline = busy();
         let now_ms = shared.now_ms();
         let mut forced = Vec::new();
-        for lent in shared.stats.seats.lent() {
+        for lent in shared.ledger.seats.lent() {
             let held_ms = now_ms.saturating_sub(lent.lent_at_ms);
             let acquired_at = shared
-                .stats
+                .ledger
                 .seats
                 .site(lent.seat)
                 .map(|site| site.to_string());
-            let aborted = shared.stats.seats.force_close(lent.seat);
+            let aborted = shared.ledger.seats.force_close(lent.seat);
             tracing::warn!(
                 target: "pool_core::shutdown",
                 pool = %shared.config.name,
@@ -100,7 +100,7 @@ impl<M: Manager> Pool<M> {
                 acquired_at,
             });
         }
-        let aborted_in_progress = shared.stats.seats.force_close_unlent();
+        let aborted_in_progress = shared.ledger.seats.force_close_unlent();
         if aborted_in_progress > 0 {
             tracing::warn!(
                 target: "pool_core::shutdown",

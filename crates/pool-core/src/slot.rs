@@ -19,8 +19,8 @@
 //!   error, shutdown).
 
 pub(crate) use crate::gauges::SlotState;
+use crate::ledger::Ledger;
 use crate::retire::RetireReason;
-use crate::stats::Stats;
 use crate::sync::{Arc, Ordering};
 
 /// One connection's share of the pool's capacity. Dropping it gives the
@@ -28,7 +28,7 @@ use crate::sync::{Arc, Ordering};
 #[must_use = "dropping a Slot closes its connection's place in the pool"]
 #[derive(Debug)]
 pub(crate) struct Slot {
-    stats: Arc<Stats>,
+    ledger: Arc<Ledger>,
     state: SlotState,
     /// This connection's seat in the lent registry (`seats.rs`).
     seat: usize,
@@ -39,21 +39,21 @@ pub(crate) struct Slot {
 impl Slot {
     /// Reserves room for one more connection, in state `Opening`, if fewer
     /// than `max_size` are open or opening.
-    pub(crate) fn try_open(stats: &Arc<Stats>, max_size: u64) -> Option<Slot> {
-        if stats.gauges.read().open() >= max_size {
+    pub(crate) fn try_open(ledger: &Arc<Ledger>, max_size: u64) -> Option<Slot> {
+        if ledger.gauges.read().open() >= max_size {
             return None;
         }
         // There is one seat per possible connection, so a seat is free
         // whenever there is room; take it first, give it back if the CAS
         // finds the pool full after all.
-        let seat = stats.seats.take()?;
-        let Some(after) = stats.gauges.try_add_opening(max_size) else {
-            stats.seats.give_back(seat);
+        let seat = ledger.seats.take()?;
+        let Some(after) = ledger.gauges.try_add_opening(max_size) else {
+            ledger.seats.give_back(seat);
             return None;
         };
-        stats.metrics.connections(after);
+        ledger.stats.metrics.connections(after);
         Some(Slot {
-            stats: Arc::clone(stats),
+            ledger: Arc::clone(ledger),
             state: SlotState::Opening,
             seat,
             close_reason: RetireReason::Dropped,
@@ -66,8 +66,8 @@ impl Slot {
         if self.state != to {
             // Adding `to - from` as a wrapping u64 is exact: the `from` field
             // holds this slot, so it is >= 1 and nothing borrows across fields.
-            let after = self.stats.gauges.move_one(self.state, to);
-            self.stats.metrics.connections(after);
+            let after = self.ledger.gauges.move_one(self.state, to);
+            self.ledger.stats.metrics.connections(after);
             self.state = to;
         }
     }
@@ -81,7 +81,7 @@ impl Slot {
 
     /// The name of the pool this slot belongs to, for log events.
     pub(crate) fn pool(&self) -> &str {
-        &self.stats.pool
+        &self.ledger.pool
     }
 
     /// Records why this connection is being closed.
@@ -92,15 +92,15 @@ impl Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let after = self.stats.gauges.remove_one(self.state);
-        self.stats.metrics.connections(after);
+        let after = self.ledger.gauges.remove_one(self.state);
+        self.ledger.stats.metrics.connections(after);
         if self.state != SlotState::Opening {
-            self.stats.closed_by_reason[self.close_reason.index()].incr();
-            self.stats.metrics.closed(self.close_reason);
+            self.ledger.stats.closed_by_reason[self.close_reason.index()].incr();
+            self.ledger.stats.metrics.closed(self.close_reason);
         }
-        self.stats.seats.give_back(self.seat);
-        if self.stats.closing.load(Ordering::Acquire) {
-            self.stats.drained.notify_waiters();
+        self.ledger.seats.give_back(self.seat);
+        if self.ledger.closing.load(Ordering::Acquire) {
+            self.ledger.drained.notify_waiters();
         }
     }
 }
@@ -111,22 +111,22 @@ mod tests {
 
     #[test]
     fn slots_move_between_states_and_give_capacity_back_on_drop() {
-        let stats = Arc::new(Stats::new("test", 0, 2));
-        let mut a = Slot::try_open(&stats, 2).expect("room for one");
-        let mut b = Slot::try_open(&stats, 2).expect("room for two");
+        let ledger = Arc::new(Ledger::new("test", 0, 2));
+        let mut a = Slot::try_open(&ledger, 2).expect("room for one");
+        let mut b = Slot::try_open(&ledger, 2).expect("room for two");
         assert!(
-            Slot::try_open(&stats, 2).is_none(),
+            Slot::try_open(&ledger, 2).is_none(),
             "max_size is a hard bound"
         );
         a.set(SlotState::Idle);
         b.set(SlotState::InUse);
-        let reading = stats.gauges.read();
+        let reading = ledger.gauges.read();
         assert_eq!((reading.idle, reading.in_use, reading.opening), (1, 1, 0));
         drop(a);
-        let reading = stats.gauges.read();
+        let reading = ledger.gauges.read();
         assert_eq!((reading.idle, reading.in_use, reading.opening), (0, 1, 0));
-        assert_eq!(stats.closed_total(), 1);
+        assert_eq!(ledger.stats.closed_total(), 1);
         drop(b);
-        assert_eq!(stats.gauges.read().open(), 0);
+        assert_eq!(ledger.gauges.read().open(), 0);
     }
 }

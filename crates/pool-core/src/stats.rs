@@ -8,8 +8,9 @@
 //! its connection with a plain store (`seats.rs`), and a snapshot sums them.
 //! The fast path's zero waits are not recorded in the all-time wait histogram
 //! either: they are the lendings the histogram lacks. The size gauges are the
-//! packed [`Gauges`] word owned by the slots, so `total`, `idle`, `active`
-//! and `opening` in a snapshot always add up. Latencies go into lock-free
+//! packed word of `gauges.rs`, kept in the ledger (`ledger.rs`) and read
+//! once per snapshot, so `total`, `idle`, `active` and `opening` always add
+//! up. Latencies go into lock-free
 //! log-linear histograms (`histogram.rs`). Every field of [`Statistics`]
 //! documents exactly when it moves. All counts are `u64`.
 
@@ -18,15 +19,14 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::clock::rfc3339;
-use crate::gauges::Gauges;
+use crate::gauges::GaugeReading;
 use crate::histogram::{LatencyHistogram, LatencySummary, WindowedHistogram};
 use crate::metrics::Metrics;
 use crate::retire::RetireReason;
-use crate::seats::{Seats, SlowWait};
-use tokio::sync::Notify;
+use crate::seats::{SeatTotals, SlowWait};
 
 use crate::state::PoolState;
-use crate::sync::{AtomicBool, AtomicU64, Ordering};
+use crate::sync::{AtomicU64, Ordering};
 
 /// The span of the "recent" latency window: 60 s.
 pub const RECENT_WINDOW: Duration = Duration::from_secs(60);
@@ -65,19 +65,11 @@ impl Peak {
     }
 }
 
-/// The pool's live statistics. Shared by the pool and every slot.
+/// The pool's event counters and latency histograms (and the metrics
+/// facade they also record into): nothing else. The gauges, the seat
+/// registry and the close signal are the ledger's (`ledger.rs`).
 #[derive(Debug)]
 pub(crate) struct Stats {
-    /// The pool's name (`PoolConfig::name`), for events that have no
-    /// other way to it (a connection being closed).
-    pub(crate) pool: Box<str>,
-    pub(crate) gauges: Gauges,
-    /// Which connections are lent out; owned by the slots like the gauges.
-    pub(crate) seats: Seats,
-    /// Set when the pool closes; from then on every slot dropped wakes
-    /// `drained` (shutdown waits on it).
-    pub(crate) closing: AtomicBool,
-    pub(crate) drained: Notify,
     pub(crate) timeouts: Counter,
     pub(crate) acquires_cancelled: Counter,
     pub(crate) acquire_errors: Counter,
@@ -101,16 +93,11 @@ pub(crate) struct Stats {
 }
 
 impl Stats {
-    /// Statistics (and seats) for the pool `pool` of `min_size` to
-    /// `max_size` connections.
+    /// Statistics for the pool `pool` of `min_size` to `max_size`
+    /// connections.
     pub(crate) fn new(pool: &str, min_size: u32, max_size: u32) -> Self {
         Self {
-            pool: pool.into(),
             metrics: Metrics::new(pool, min_size, max_size),
-            gauges: Gauges::default(),
-            seats: Seats::new(max_size as usize),
-            closing: AtomicBool::new(false),
-            drained: Notify::new(),
             timeouts: Counter::default(),
             acquires_cancelled: Counter::default(),
             acquire_errors: Counter::default(),
@@ -140,7 +127,8 @@ impl Stats {
     }
 
     /// Records a lending at `now_ms` (milliseconds since the pool started),
-    /// after `wait` if it came through the slow path. The guard calls it
+    /// after `wait` if it came through the slow path, with `in_use`
+    /// connections lent out now (for the peak). The guard calls it
     /// right before the lending's seat counts it (`seats.rs`), so a wait's
     /// histogram bucket moves before the seat publishes its count.
     ///
@@ -149,7 +137,7 @@ impl Stats {
     /// read-modify-write, for the recent window. A slow-path wait moves the
     /// all-time histogram's bucket only (the seat keeps its count and sum).
     #[inline]
-    pub(crate) fn record_lent(&self, now_ms: u64, wait: Option<SlowWait>) {
+    pub(crate) fn record_lent(&self, now_ms: u64, wait: Option<SlowWait>, in_use: u64) {
         match wait {
             None => {
                 self.wait_time_recent.record_zero(now_ms);
@@ -162,13 +150,17 @@ impl Stats {
                 self.metrics.acquired(waited);
             }
         }
-        self.peak_active.observe(self.gauges.read().in_use);
+        self.peak_active.observe(in_use);
     }
 }
 
 /// Inputs to a snapshot that do not live in [`Stats`].
 pub(crate) struct SnapshotContext {
     pub(crate) pool: String,
+    /// The gauges, read once for the snapshot.
+    pub(crate) gauges: GaugeReading,
+    /// The seats' per-connection counts, summed.
+    pub(crate) seats: SeatTotals,
     pub(crate) min_size: u32,
     pub(crate) max_size: u32,
     pub(crate) waiting: u64,
@@ -184,13 +176,13 @@ pub(crate) struct SnapshotContext {
 
 impl Stats {
     pub(crate) fn snapshot(&self, ctx: SnapshotContext) -> Statistics {
-        let gauges = self.gauges.read();
+        let gauges = ctx.gauges;
         // Derived, not counted (see `seats.rs`): the seats count every
         // lending (and of those the slow-path ones, the queued ones and
         // their wait) and every return; the wait histogram's buckets hold
         // only the slow path's samples, and the fast path's zeros are the
         // rest of the lendings.
-        let seats = self.seats.totals();
+        let seats = ctx.seats;
         let total_acquisitions = seats.lends;
         let waited = seats.queued_lends.min(total_acquisitions);
         let immediate = total_acquisitions - waited;
