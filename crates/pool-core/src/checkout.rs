@@ -386,7 +386,6 @@ async fn checkout<M: Manager>(
         ))
     };
     let mut candidate = head_start.conn;
-    let max_size = u64::from(shared.config.max_size);
     let mut retry_delay = FIRST_RETRY_DELAY;
     loop {
         if shared.is_closed() {
@@ -435,7 +434,7 @@ async fn checkout<M: Manager>(
                 .await;
             continue;
         }
-        let Some(slot) = Slot::try_open(&shared.ledger, max_size) else {
+        let Some(slot) = Slot::try_open(&shared.ledger) else {
             // Full, yet nothing idle to pop: a connection is moving into the
             // idle queue (or out of it to be closed) this very instant.
             tokio::task::yield_now().await;

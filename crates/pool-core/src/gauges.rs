@@ -5,7 +5,7 @@
 //!
 //! A leaf of the accounting layer: the statistics hold the word, the
 //! metrics publish readings, and only `Slot` (`slot.rs`) changes it, one
-//! connection at a time, through [`Gauges::try_add_opening`],
+//! connection at a time, through [`Gauges::add`],
 //! [`Gauges::move_one`] and [`Gauges::remove_one`].
 
 use crate::sync::{AtomicU64, Ordering};
@@ -71,24 +71,14 @@ impl Gauges {
         GaugeReading::unpack(self.0.load(Ordering::Acquire))
     }
 
-    /// Adds one `opening` if fewer than `max_size` are open (one CAS loop);
-    /// the reading after, or `None` if full. For `Slot::try_open` only.
+    /// Counts one more connection in `state` (one `fetch_add`); the
+    /// reading after. For `Slot::try_open` only, which holds a free row of
+    /// the seat table, so the total stays within `max_size`.
     #[inline]
-    pub(crate) fn try_add_opening(&self, max_size: u64) -> Option<GaugeReading> {
-        let mut word = self.0.load(Ordering::Acquire);
-        loop {
-            if GaugeReading::unpack(word).open() >= max_size {
-                return None;
-            }
-            let next = word + SlotState::Opening.unit();
-            match self
-                .0
-                .compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Some(GaugeReading::unpack(next)),
-                Err(current) => word = current,
-            }
-        }
+    pub(crate) fn add(&self, state: SlotState) -> GaugeReading {
+        let unit = state.unit();
+        let before = self.0.fetch_add(unit, Ordering::AcqRel);
+        GaugeReading::unpack(before + unit)
     }
 
     /// Moves one connection from `from` to `to` with one `fetch_add` of the

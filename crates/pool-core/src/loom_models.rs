@@ -99,12 +99,12 @@ fn capacity_returned_during_a_hand_off_never_exceeds_max_size() {
         let big_stack = thread::Builder::new().stack_size(32 << 20);
         let model = big_stack.spawn(|| {
             let ledger = Arc::new(Ledger::new("loom", 0, 1));
-            let mut first = Slot::try_open(&ledger, 1).expect("room for one");
+            let mut first = Slot::try_open(&ledger).expect("room for one");
             first.set(SlotState::InUse);
             let contender = {
                 let ledger = Arc::clone(&ledger);
                 thread::spawn(move || {
-                    let slot = Slot::try_open(&ledger, 1);
+                    let slot = Slot::try_open(&ledger);
                     let reading = ledger.gauges.read();
                     assert!(reading.open() <= 1, "{reading:?}");
                     slot.is_some()

@@ -244,7 +244,6 @@ fn retire_stale<M: Manager>(shared: &Shared<M>) {
 
 async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
     let min_size = u64::from(shared.config.min_size);
-    let max_size = u64::from(shared.config.max_size);
     let before = shared.ledger.gauges.read().open();
     while shared.ledger.gauges.read().open() < min_size && !shared.is_closed() {
         let missing = min_size.saturating_sub(shared.ledger.gauges.read().open());
@@ -256,7 +255,7 @@ async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
                 break;
             }
             let permit = Permit::taken(Arc::clone(shared));
-            let Some(slot) = Slot::try_open(&shared.ledger, max_size) else {
+            let Some(slot) = Slot::try_open(&shared.ledger) else {
                 drop(permit);
                 break;
             };

@@ -289,7 +289,7 @@ pub(crate) async fn warm_up<M: Manager>(
 async fn open_validated<M: Manager>(
     shared: &Arc<Shared<M>>,
 ) -> Result<Conn<M::Connection>, Arc<ConnectionError<M::Error>>> {
-    let Some(slot) = Slot::try_open(&shared.ledger, u64::from(shared.config.max_size)) else {
+    let Some(slot) = Slot::try_open(&shared.ledger) else {
         // min_size <= max_size is validated, and nothing else runs during
         // build(); report rather than panic if that ever changes.
         return Err(shared.record_error(ConnectionError::ConnectTimeout(

@@ -216,7 +216,7 @@ async fn supervise<M: Manager>(weak: Weak<Shared<M>>) {
 /// One connect. `true` if the database answered (or the pool already has
 /// connections again).
 async fn probe<M: Manager>(shared: &Arc<Shared<M>>) -> bool {
-    let Some(slot) = Slot::try_open(&shared.ledger, u64::from(shared.config.max_size)) else {
+    let Some(slot) = Slot::try_open(&shared.ledger) else {
         return true;
     };
     match connect(shared, slot).await {

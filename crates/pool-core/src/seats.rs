@@ -1,10 +1,11 @@
 //! The seat registry: which connections are lent out, since when, and how
 //! to force-close them.
 //!
-//! Every open connection owns one seat (an index below `max_size`, taken
-//! from a lock-free free list when its slot is reserved and given back when
-//! the slot drops), so a seat is always available to a slot and no two live
-//! connections share one. Lending a connection writes its id and the time
+//! The table has `max_size` rows, one per possible connection. Every open
+//! connection's slot owns one (an index below `max_size`, taken from a
+//! lock-free free list when the slot is reserved and given back when it
+//! drops): taking a row *is* reserving capacity (`slot.rs`), and no two
+//! live connections share one. Lending a connection writes its id and the time
 //! into its seat with two plain stores; returning it clears the id. Shutdown
 //! (and the leak scan) read all seats; they never block the hot path.
 //!
@@ -156,8 +157,8 @@ impl Seats {
         }
     }
 
-    /// Takes a free seat. Always succeeds for a slot that passed the
-    /// `max_size` check; `None` would mean the size invariant is broken.
+    /// Takes a free seat: the reservation of one connection's capacity.
+    /// `None` when all `max_size` are taken (the pool is full).
     pub(crate) fn take(&self) -> Option<usize> {
         self.free.pop()
     }

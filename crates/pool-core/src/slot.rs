@@ -1,22 +1,35 @@
 //! Capacity as an RAII token: every open (or opening) connection owns one
 //! [`Slot`], and the pool's size gauges are nothing but the sum of slots.
 //!
+//! # Design
+//!
+//! A slot *is* a row of the ledger's seat table (`seats.rs`): the table has
+//! `max_size` rows, a lock-free free list hands them out, and the row's
+//! index is the slot's identity. Taking a free row is the reservation of
+//! capacity; there is no second counter to check. So one connection has one
+//! capacity token (its slot) and one row (the slot's index); the only other
+//! token is the semaphore's permit, the right to hold a connection that is
+//! not idle.
+//!
 //! # Invariant
 //!
 //! `open == idle + in_use + opening <= max_size`, at every instant.
 //!
 //! The three terms live in one `AtomicU64` (`Gauges`, `gauges.rs`), 21 bits
-//! each, so a reader always sees a consistent triple and the invariant can be
-//! sampled from any thread. Only a `Slot` changes them:
+//! each, so a reader always sees a consistent triple and the invariant can
+//! be sampled from any thread. Only a `Slot` changes them:
 //!
-//! * [`Slot::try_open`] is the only way to grow: a CAS that adds one
-//!   `opening` only if the total is below `max_size`;
+//! * [`Slot::try_open`] is the only way to grow: it takes a free row (none
+//!   left: the pool is full), *then* counts itself `opening`;
 //! * [`Slot::set`] moves the slot between states with one `fetch_add` of a
 //!   packed delta (its owner has `&mut`, so a slot's state and its
 //!   contribution to the gauges never disagree and no field goes negative);
-//! * `Drop` removes the slot's contribution: the connection is closed, and
-//!   its capacity is back, whatever path dropped it (cancellation, panic,
-//!   error, shutdown).
+//! * `Drop` removes the slot's contribution *before* it frees its row: the
+//!   connection is closed, and its capacity is back, whatever path dropped
+//!   it (cancellation, panic, error, shutdown).
+//!
+//! Counted only while holding a row, and rows number `max_size`, so `open`
+//! never exceeds `max_size`.
 
 pub(crate) use crate::gauges::SlotState;
 use crate::ledger::Ledger;
@@ -30,27 +43,19 @@ use crate::sync::{Arc, Ordering};
 pub(crate) struct Slot {
     ledger: Arc<Ledger>,
     state: SlotState,
-    /// This connection's seat in the lent registry (`seats.rs`).
+    /// This slot's row in the ledger's seat table (`seats.rs`): its
+    /// identity and its share of the capacity.
     seat: usize,
     /// Counted when the slot drops; `Dropped` unless someone said why.
     close_reason: RetireReason,
 }
 
 impl Slot {
-    /// Reserves room for one more connection, in state `Opening`, if fewer
-    /// than `max_size` are open or opening.
-    pub(crate) fn try_open(ledger: &Arc<Ledger>, max_size: u64) -> Option<Slot> {
-        if ledger.gauges.read().open() >= max_size {
-            return None;
-        }
-        // There is one seat per possible connection, so a seat is free
-        // whenever there is room; take it first, give it back if the CAS
-        // finds the pool full after all.
+    /// Reserves room for one more connection, in state `Opening`: a free
+    /// row of the ledger's table, or `None` if all `max_size` are taken.
+    pub(crate) fn try_open(ledger: &Arc<Ledger>) -> Option<Slot> {
         let seat = ledger.seats.take()?;
-        let Some(after) = ledger.gauges.try_add_opening(max_size) else {
-            ledger.seats.give_back(seat);
-            return None;
-        };
+        let after = ledger.gauges.add(SlotState::Opening);
         ledger.stats.metrics.connections(after);
         Some(Slot {
             ledger: Arc::clone(ledger),
@@ -112,10 +117,10 @@ mod tests {
     #[test]
     fn slots_move_between_states_and_give_capacity_back_on_drop() {
         let ledger = Arc::new(Ledger::new("test", 0, 2));
-        let mut a = Slot::try_open(&ledger, 2).expect("room for one");
-        let mut b = Slot::try_open(&ledger, 2).expect("room for two");
+        let mut a = Slot::try_open(&ledger).expect("room for one");
+        let mut b = Slot::try_open(&ledger).expect("room for two");
         assert!(
-            Slot::try_open(&ledger, 2).is_none(),
+            Slot::try_open(&ledger).is_none(),
             "max_size is a hard bound"
         );
         a.set(SlotState::Idle);
