@@ -10,7 +10,7 @@ use pool_core::Pool;
 
 #[tokio::test(start_paused = true)]
 async fn every_event_the_pool_logs_names_its_pool() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::scoped();
     let pool = Pool::build(FakeManager::new(), config(1, 2).name("orders"))
         .await
         .unwrap();
@@ -52,7 +52,7 @@ async fn every_event_the_pool_logs_names_its_pool() {
 
 #[tokio::test(start_paused = true)]
 async fn a_panic_in_the_manager_is_logged_at_error_with_its_message() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::scoped();
     let pool = Pool::build(FakeManager::new(), config(0, 1).name("panicky"))
         .await
         .unwrap();

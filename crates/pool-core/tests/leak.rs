@@ -24,7 +24,7 @@ async fn build(cfg: PoolConfig) -> Pool<FakeManager> {
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_held_past_the_timeout_is_reported_once_with_the_callers_line() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::scoped();
     let pool = build(leaky(config(1, 2))).await;
     let conn = pool.acquire().await.unwrap();
     let here = format!("{}:{}", file!(), line!() - 1);
@@ -58,7 +58,7 @@ async fn a_connection_held_past_the_timeout_is_reported_once_with_the_callers_li
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_returned_in_time_is_never_reported() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::scoped();
     let pool = build(leaky(config(1, 2))).await;
     for _ in 0..5 {
         let conn = pool.acquire().await.unwrap();
@@ -76,7 +76,7 @@ async fn disabling_leak_detection_stops_all_of_it() {
         leaky(config(1, 2)).enable_leak_detection(false),
         config(1, 2).leak_detection_timeout(Duration::ZERO),
     ] {
-        let (logs, _guard) = Logs::capture();
+        let (logs, _guard) = Logs::scoped();
         let pool = build(cfg).await;
         let conn = pool.acquire().await.unwrap();
         assert_eq!(conn.acquired_at(), None, "no site recorded");
@@ -89,7 +89,7 @@ async fn disabling_leak_detection_stops_all_of_it() {
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_marked_long_held_is_not_reported() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::scoped();
     let pool = build(leaky(config(1, 2))).await;
     let listener = pool.acquire().await.unwrap();
     listener.mark_long_held();
@@ -125,7 +125,7 @@ async fn health_degrades_while_a_leak_was_reported_in_the_last_minute() {
 
 #[tokio::test(start_paused = true)]
 async fn a_leak_report_with_backtraces_on_contains_a_frame_of_the_test() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::scoped();
     let pool = build(leaky(config(1, 2)).leak_backtrace(true)).await;
     let conn = pool.acquire().await.unwrap();
     tokio::time::sleep(TIMEOUT * 3).await;

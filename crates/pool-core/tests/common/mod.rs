@@ -4,7 +4,7 @@
 //! `Err`, `Slow(d)` (succeed after `d`), or `Never` (hang until dropped).
 //! Connections carry a shared `broken` flag the test can flip.
 
-#![allow(dead_code, unreachable_pub, missing_docs)]
+#![allow(dead_code, unreachable_pub, missing_docs, unused_imports)]
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -232,18 +232,13 @@ pub async fn eventually<M: Manager>(
     what: &str,
     check: impl Fn(&Statistics) -> bool,
 ) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let stats = pool.statistics();
-        if check(&stats) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}; statistics: {stats:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(1)).await;
-    }
+    test_support::wait_until_or(
+        what,
+        Duration::from_secs(30),
+        || check(&pool.statistics()),
+        || pool.statistics(),
+    )
+    .await;
 }
 
 /// Acquires until the pool lends, while it answers `Unavailable` (a
@@ -325,53 +320,6 @@ pub async fn assert_nothing_lost(pool: &Pool<FakeManager>) {
     );
 }
 
-/// Captures every `tracing` event of the current thread (and of tasks on a
-/// current-thread runtime) as formatted text, for asserting on log lines.
-#[derive(Clone, Default)]
-pub struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    /// Starts capturing; the returned guard stops it when dropped.
-    pub fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(logs.clone())
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (logs, guard)
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock()).into_owned()
-    }
-
-    /// The captured lines that contain `needle`.
-    pub fn lines_with(&self, needle: &str) -> Vec<String> {
-        self.text()
-            .lines()
-            .filter(|line| line.contains(needle))
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-impl std::io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-
-    fn make_writer(&'a self) -> Logs {
-        self.clone()
-    }
-}
+/// The log capture shared with pool-pg's tests (`test-support`):
+/// `Logs::scoped()` captures this thread's events until its guard drops.
+pub use test_support::LogCapture as Logs;

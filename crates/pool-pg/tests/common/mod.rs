@@ -7,9 +7,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part
 
-use std::io;
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pg_tempdb::TempDb;
@@ -68,16 +67,9 @@ pub(crate) fn small_pool() -> PoolConfig {
         .create_timeout(Duration::from_secs(2))
 }
 
-/// Waits until `done()` holds, checking every 5 ms, for at most [`WAIT`].
-pub(crate) async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {WAIT:?} waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// Waits until `done()` holds, for at most [`WAIT`] (`test-support`).
+pub(crate) async fn wait_until(what: &str, done: impl FnMut() -> bool) {
+    test_support::wait_until(what, WAIT, done).await;
 }
 
 /// Fails the test if `text` contains either test password.
@@ -99,48 +91,13 @@ pub(crate) fn every_rendering(error: &(dyn std::error::Error + 'static)) -> Stri
 }
 
 /// Every log line of this test binary, at every level, from the moment
-/// [`capture_logs`] is first called. Installed as the global subscriber, so
-/// events from all threads and tasks are caught.
-#[derive(Clone, Default)]
-pub(crate) struct LogCapture(Arc<Mutex<Vec<u8>>>);
+/// [`capture_logs`] is first called (`test-support`).
+pub(crate) type LogCapture = test_support::LogCapture;
 
-impl LogCapture {
-    /// What was logged so far.
-    pub(crate) fn text(&self) -> String {
-        String::from_utf8_lossy(&self.lock()).into_owned()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl io::Write for LogCapture {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.lock().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The binary-wide log capture (installed on first use).
+/// The binary-wide log capture: the global subscriber, installed on first
+/// use, so events from all threads and tasks are caught.
 pub(crate) fn capture_logs() -> LogCapture {
-    static CAPTURE: OnceLock<LogCapture> = OnceLock::new();
-    CAPTURE
-        .get_or_init(|| {
-            let capture = LogCapture::default();
-            let writer = capture.clone();
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::TRACE)
-                .with_ansi(false)
-                .with_writer(move || writer.clone())
-                .init();
-            capture
-        })
-        .clone()
+    LogCapture::global()
 }
 
 /// `base` (a server's or a proxy's URL, without a query string) with its
