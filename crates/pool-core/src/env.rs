@@ -16,6 +16,9 @@ use crate::error::{ConfigError, ConfigIssue};
 enum Kind {
     Count(fn(&mut PoolConfig, u64)),
     Millis(fn(&mut PoolConfig, Duration)),
+    /// Whole seconds: the older spelling of a `_MS` variable, kept as an
+    /// alias (see the note on [`POOL_VARIABLES`]).
+    Secs(fn(&mut PoolConfig, Duration)),
     Flag(fn(&mut PoolConfig, bool)),
     Text(fn(&mut PoolConfig, String)),
 }
@@ -114,6 +117,11 @@ const SETTINGS: &[(&str, &str, Kind)] = &[
         Kind::Millis(|c, v| c.leak_detection_timeout = v),
     ),
     (
+        "POOL_LEAK_DETECTION_TIMEOUT",
+        "leak_detection_timeout",
+        Kind::Secs(|c, v| c.leak_detection_timeout = v),
+    ),
+    (
         "POOL_LEAK_BACKTRACE",
         "leak_backtrace",
         Kind::Flag(|c, v| c.leak_backtrace = v),
@@ -121,6 +129,10 @@ const SETTINGS: &[(&str, &str, Kind)] = &[
 ];
 
 /// Every variable [`PoolConfig::from_env`] understands.
+///
+/// `POOL_LEAK_DETECTION_TIMEOUT` (whole seconds) is the first spelling of
+/// `POOL_LEAK_DETECTION_TIMEOUT_MS`, accepted as an alias so configurations
+/// written for it keep working; setting both is an error.
 pub const POOL_VARIABLES: &[&str] = &[
     "POOL_NAME",
     "POOL_MIN_SIZE",
@@ -141,8 +153,15 @@ pub const POOL_VARIABLES: &[&str] = &[
     "POOL_RECONNECT_MAX_DELAY_MS",
     "POOL_ENABLE_LEAK_DETECTION",
     "POOL_LEAK_DETECTION_TIMEOUT_MS",
+    "POOL_LEAK_DETECTION_TIMEOUT",
     "POOL_LEAK_BACKTRACE",
 ];
+
+/// Pairs of variables that set the same field: setting both is an error.
+const ALIASES: &[(&str, &str)] = &[(
+    "POOL_LEAK_DETECTION_TIMEOUT",
+    "POOL_LEAK_DETECTION_TIMEOUT_MS",
+)];
 
 /// A value too large for a `u32` field stays too large (and fails
 /// validation) instead of wrapping.
@@ -215,8 +234,10 @@ impl PoolConfig {
         let mut config = PoolConfig::default();
         let mut issues = Vec::new();
         let mut unparsed: Vec<&'static str> = Vec::new();
+        let mut seen: Vec<String> = Vec::new();
         for (key, value) in vars {
             let (key, value) = (key.as_ref(), value.as_ref().trim());
+            seen.push(key.to_owned());
             if !key.starts_with("POOL_") || also_known.contains(&key) {
                 continue;
             }
@@ -226,6 +247,9 @@ impl PoolConfig {
                 }
                 Some((name, field, Kind::Millis(set))) => {
                     parse_ms(name, field, value).map(|v| set(&mut config, v))
+                }
+                Some((name, field, Kind::Secs(set))) => {
+                    parse_secs(name, field, value).map(|v| set(&mut config, v))
                 }
                 Some((name, field, Kind::Flag(set))) => {
                     parse_flag(name, field, value).map(|v| set(&mut config, v))
@@ -240,6 +264,17 @@ impl PoolConfig {
             if let Err(issue) = applied {
                 unparsed.push(issue.field);
                 issues.push(issue);
+            }
+        }
+        for (alias, variable) in ALIASES {
+            if seen.iter().any(|k| k == alias) && seen.iter().any(|k| k == variable) {
+                issues.push(ConfigIssue::new(
+                    "leak_detection_timeout",
+                    *alias,
+                    "<both set>",
+                    format!("{alias} and {variable} both set the same setting"),
+                    format!("unset {alias} (whole seconds) and keep {variable} (milliseconds)"),
+                ));
             }
         }
         // Relations between settings are only judged on values that parsed:
@@ -322,6 +357,23 @@ fn parse_ms(variable: &str, field: &'static str, value: &str) -> Result<Duration
 
 /// The value of an unknown variable is never kept: it may be a secret
 /// (`POOL_PASSWORD=...`).
+fn parse_secs(variable: &str, field: &'static str, value: &str) -> Result<Duration, ConfigIssue> {
+    value.parse::<u64>().map(Duration::from_secs).map_err(|_| {
+        let problem = if overflows(value) {
+            format!("{variable} ({value:?}) is out of range")
+        } else {
+            format!("{variable} ({value:?}) is not a whole number of seconds")
+        };
+        ConfigIssue::new(
+            field,
+            variable,
+            value,
+            problem,
+            format!("set {variable} to whole seconds, e.g. {variable}=30 (or use {variable}_MS)"),
+        )
+    })
+}
+
 fn unknown_variable(variable: &str, also_known: &[&str]) -> ConfigIssue {
     let known: Vec<&str> = POOL_VARIABLES.iter().chain(also_known).copied().collect();
     let nearest = known

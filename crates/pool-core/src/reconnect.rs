@@ -104,6 +104,12 @@ pub(crate) fn enter<M: Manager>(shared: &Arc<Shared<M>>, reason: &str) {
         recovery.demand();
         return;
     }
+    tracing::warn!(
+        target: "pool_core::reconnect",
+        pool = %shared.config.name,
+        reason,
+        "Database connectivity lost, entering reconnection mode"
+    );
     // The supervisor sets its own schedule; until it runs, the first
     // scheduled attempt is one initial delay away.
     let first_delay =

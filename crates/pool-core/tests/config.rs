@@ -66,7 +66,7 @@ fn every_pool_variable_is_read() {
     assert_eq!(config.reconnect_max_delay, Duration::from_secs(8));
     assert!(!config.enable_leak_detection && config.leak_backtrace);
     assert_eq!(config.leak_detection_timeout, Duration::ZERO);
-    assert_eq!(POOL_VARIABLES.len(), 20);
+    assert_eq!(POOL_VARIABLES.len(), 21);
 }
 
 #[test]
@@ -294,5 +294,43 @@ fn an_unknown_variable_is_reported_without_its_value() {
     assert!(
         !text.contains("hunter2-secret"),
         "the value may be a secret: {text}"
+    );
+}
+
+#[test]
+fn the_seconds_spelling_of_the_leak_timeout_is_an_alias_and_not_both() {
+    let config = PoolConfig::from_iter([("POOL_LEAK_DETECTION_TIMEOUT", "45")]).unwrap();
+    assert_eq!(config.leak_detection_timeout, Duration::from_secs(45));
+    let err = PoolConfig::from_iter([
+        ("POOL_LEAK_DETECTION_TIMEOUT", "45"),
+        ("POOL_LEAK_DETECTION_TIMEOUT_MS", "45000"),
+    ])
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("POOL_LEAK_DETECTION_TIMEOUT and POOL_LEAK_DETECTION_TIMEOUT_MS both set"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_configuration_doc_lists_exactly_the_pool_variables() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
+    let Ok(doc) = std::fs::read_to_string(path) else {
+        eprintln!("skipped: {path} is not here (outside the workspace)");
+        return;
+    };
+    // The second column of the settings table names the variable.
+    let documented: std::collections::BTreeSet<&str> = doc
+        .lines()
+        .filter(|line| line.starts_with("| `"))
+        .filter_map(|line| line.split('|').nth(2))
+        .map(|cell| cell.trim().trim_matches('`'))
+        .filter(|cell| cell.starts_with("POOL_"))
+        .collect();
+    let known: std::collections::BTreeSet<&str> = POOL_VARIABLES.iter().copied().collect();
+    assert_eq!(
+        documented, known,
+        "docs/configuration.md's table and POOL_VARIABLES differ"
     );
 }

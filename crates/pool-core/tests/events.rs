@@ -71,3 +71,21 @@ async fn a_panic_in_the_manager_is_logged_at_error_with_its_message() {
         logs.text()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn losing_the_database_logs_the_reconnection_mode_line() {
+    let (logs, _guard) = Logs::scoped();
+    let pool = Pool::build(FakeManager::new(), config(0, 1).name("lost"))
+        .await
+        .unwrap();
+    pool.manager().set_create(common::Gate::Err);
+    assert!(pool.acquire().await.unwrap_err().is_unavailable());
+    pool.close();
+
+    let lines = logs.lines_with("Database connectivity lost, entering reconnection mode");
+    assert_eq!(lines.len(), 1, "{}", logs.text());
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("pool=lost"),
+        "{lines:?}"
+    );
+}

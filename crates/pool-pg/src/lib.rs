@@ -88,6 +88,7 @@
 //! | `POOL_RECONNECT_MAX_DELAY_MS` | [`reconnect_max_delay`](PoolConfig::reconnect_max_delay) | [16000](DEFAULT_RECONNECT_MAX_DELAY) (16 s) |
 //! | `POOL_ENABLE_LEAK_DETECTION` | [`enable_leak_detection`](PoolConfig::enable_leak_detection) | `true` |
 //! | `POOL_LEAK_DETECTION_TIMEOUT_MS` | [`leak_detection_timeout`](PoolConfig::leak_detection_timeout) | [30000](DEFAULT_LEAK_DETECTION_TIMEOUT) (30 s); 0 = off |
+//! | `POOL_LEAK_DETECTION_TIMEOUT` | the same, in whole seconds: an alias kept for configurations written for it; not with the `_MS` one | 30 |
 //! | `POOL_LEAK_BACKTRACE` | [`leak_backtrace`](PoolConfig::leak_backtrace) | `false` |
 
 mod client;
