@@ -1,9 +1,9 @@
-//! The fault controls: stop, start again, restart, pause, resume.
+//! The fault controls: stop, kill, start again, restart, pause, resume.
 //!
 //! State machine, held in `TempDb::state` (`Mutex<Option<Postmaster>>`):
 //!
 //! ```text
-//!            stop()                 pause()
+//!        stop(), kill()             pause()
 //! Stopped <---------- Running ----------------> Paused
 //!  (None)  ---------->  (Some)  <---------------  (Some, paused)
 //!         start_again()           resume()
@@ -96,6 +96,27 @@ impl TempDb {
             self.spawn_postmaster()
                 .map_err(|f| self.redact_error(f.error))?,
         );
+        Ok(())
+    }
+
+    /// Kills the server as a crash would (`kill -9` of the postmaster): no
+    /// shutdown and no checkpoint. Its backends notice and exit, so clients
+    /// see their connections close; this waits (up to 30 s) until every
+    /// process of the old server is gone. [`start_again`](Self::start_again)
+    /// then starts a new server on the same data and port, which runs crash
+    /// recovery first. A no-op when stopped; resumes a paused server first.
+    ///
+    /// Commits acknowledged before the crash survive it only with
+    /// `synchronous_commit=on` (`TempDbBuilder::setting`): the kit's default
+    /// turns it off for speed, which may lose the last few.
+    pub fn kill(&self) -> Result<()> {
+        let mut state = self.lock_state();
+        if let Some(postmaster) = state.as_mut() {
+            postmaster
+                .crash(STOP_TIMEOUT)
+                .map_err(|e| self.with_log_tail(e))?;
+            *state = None;
+        }
         Ok(())
     }
 

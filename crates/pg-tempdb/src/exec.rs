@@ -251,3 +251,62 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
+
+/// The pids whose parent is `parent` right now (from `/proc`). Empty where
+/// `/proc` cannot be read.
+pub(crate) fn children_of(parent: u32) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| parent_of(*pid) == Some(parent))
+        .collect()
+}
+
+/// The parent pid of `pid`, from `/proc/<pid>/stat` (the field after the
+/// command name, which may itself contain spaces and parentheses).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    after_name.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Whether process `pid` still exists (a zombie counts as gone: it runs
+/// nothing and holds no shared memory).
+fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().next())
+            .is_some_and(|state| state != "Z"),
+        Err(_) => false,
+    }
+}
+
+/// Waits until none of `pids` is alive, or `deadline`; true if all are gone.
+pub(crate) fn wait_gone(pids: &[u32], deadline: Instant) -> bool {
+    let mut backoff = Backoff::new();
+    loop {
+        if !pids.iter().any(|pid| is_alive(*pid)) {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        backoff.sleep_until_next(deadline);
+    }
+}
+
+/// SIGKILLs each of `pids` that still runs (processes of a server this kit
+/// started); failures are logged.
+pub(crate) fn kill_pids(pids: &[u32]) {
+    for pid in pids.iter().copied().filter(|pid| is_alive(*pid)) {
+        let Some(target) = i32::try_from(pid).ok().and_then(Pid::from_raw) else {
+            continue;
+        };
+        if let Err(e) = kill_process(target, Signal::KILL) {
+            tracing::warn!(target: "pg_tempdb", pid, error = %e, "could not kill a server process");
+        }
+    }
+}

@@ -236,6 +236,36 @@ impl Postmaster {
         }
     }
 
+    /// A crash, as `kill -9` of the postmaster would be: SIGKILL, no
+    /// shutdown, no checkpoint. Its children (backends, checkpointer,
+    /// writers) notice the postmaster's death and exit on their own,
+    /// closing their clients' connections; this waits up to `timeout` for
+    /// all of them to be gone, so that a new postmaster can start on the
+    /// same data directory (it runs crash recovery), and SIGKILLs any left
+    /// after that.
+    pub(crate) fn crash(&mut self, timeout: Duration) -> Result<()> {
+        if self.paused {
+            self.resume()?;
+        }
+        let children = exec::children_of(self.pid());
+        self.disarm_guardian();
+        exec::kill_and_reap(&mut self.child, "postgres");
+        let deadline = Instant::now() + timeout;
+        if !exec::wait_gone(&children, deadline) {
+            tracing::warn!(target: "pg_tempdb", left = ?children,
+                "server processes outlived their postmaster; killing them");
+            exec::kill_pids(&children);
+            if !exec::wait_gone(&children, Instant::now() + timeout) {
+                return Err(TempDbError::Timeout {
+                    operation: "the exit of the killed server's processes".to_owned(),
+                    timeout,
+                    log_tail: None,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Stops the server no matter what, for `Drop`: resume, immediate
     /// shutdown for up to `timeout`, then SIGKILL. Never fails; logs.
     pub(crate) fn stop_for_drop(&mut self, timeout: Duration) {

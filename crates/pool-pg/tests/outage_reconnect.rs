@@ -1,5 +1,6 @@
-//! Reconnection against the real server: a restart under load, and the
-//! server stopped for a while with and without demand (connect-attempt rates,
+//! Reconnection against the real server: a restart under load, a crash
+//! (`kill -9` of the postmaster) under writes, and the server stopped for a
+//! while with and without demand (connect-attempt rates,
 //! backoff spacing, recovery time).
 //! Every test ends with promise 1, "nothing is lost" (see
 //! `assert_nothing_lost` in `common`): the pool is quiet and the server shows
@@ -178,6 +179,168 @@ async fn a_restart_under_load_costs_only_transient_errors_and_every_task_recover
             "task {n} recovered {recovered:?} after the server was back"
         );
     }
+    assert_nothing_lost(&pool, &db, app).await;
+}
+
+/// A task that inserts a new id into `ledger` every [`DEMAND_EVERY`] until
+/// `stop`, recording each attempt in `log` and each acknowledged id in
+/// `acked`.
+fn drive_writes(
+    pool: PgPool,
+    hang: Duration,
+    first_id: i64,
+    stop: Arc<AtomicBool>,
+    log: Arc<Mutex<Vec<Attempt>>>,
+    acked: Arc<Mutex<Vec<i64>>>,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut id = first_id;
+        while !stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
+            let work = async {
+                let conn = pool.acquire().await.map_err(Failure::Acquire)?;
+                conn.execute("INSERT INTO ledger (id) VALUES ($1)", &[&id])
+                    .await
+                    .map_err(Failure::Query)?;
+                Ok(())
+            };
+            let outcome = timeout(hang, work).await.unwrap_or(Err(Failure::Hang));
+            if outcome.is_ok() {
+                lock(&acked).push(id);
+            }
+            lock(&log).push(Attempt {
+                started,
+                ended: Instant::now(),
+                outcome,
+            });
+            id += 1;
+            tokio::time::sleep(DEMAND_EVERY).await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_9_of_the_postmaster_under_writes_loses_no_acknowledged_write_and_recovers_within_a_second(
+) {
+    const TASKS: usize = 4;
+    let hang = Duration::from_secs(3);
+    // An acknowledged commit must be in the WAL before the client hears of
+    // it (the kit's default turns this off for speed).
+    let db = TempDb::builder()
+        .setting("synchronous_commit", "on")
+        .start()
+        .expect("start a throwaway PostgreSQL");
+    db.execute("CREATE TABLE ledger (id bigint PRIMARY KEY)")
+        .unwrap();
+    let app = "outage-kill-9";
+    let config = PoolConfig::default()
+        .min_size(2)
+        .max_size(4)
+        .acquire_timeout(Duration::from_secs(1))
+        .create_timeout(Duration::from_secs(1))
+        .reconnect_delays(Duration::from_millis(50), Duration::from_millis(400));
+    let pool = connect(&url_with_app(&db.url(), app), config).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let logs: Vec<_> = (0..TASKS)
+        .map(|_| Arc::new(Mutex::new(Vec::new())))
+        .collect();
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let tasks: Vec<_> = logs
+        .iter()
+        .enumerate()
+        .map(|(n, log)| {
+            let first_id = i64::try_from(n).unwrap() * 1_000_000;
+            drive_writes(
+                pool.clone(),
+                hang,
+                first_id,
+                Arc::clone(&stop),
+                Arc::clone(log),
+                Arc::clone(&acked),
+            )
+        })
+        .collect();
+    wait_until(
+        "every task wrote, 40 writes in all, before the crash",
+        || {
+            logs.iter()
+                .all(|log| lock(log).iter().any(|a| a.outcome.is_ok()))
+                && lock(&acked).len() >= 40
+        },
+    )
+    .await;
+
+    let killed = Instant::now();
+    db.kill().unwrap();
+    let acked_before_crash = lock(&acked).len();
+    db.start_again().unwrap();
+    let back = Instant::now();
+    tokio::time::sleep_until(back + Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        timeout(hang + MARGIN, task)
+            .await
+            .expect("the load task ends")
+            .unwrap();
+    }
+
+    eprintln!(
+        "kill -9: the server was back (crash recovery done) {:?} after the kill",
+        back.duration_since(killed)
+    );
+    for (n, log) in logs.iter().enumerate() {
+        let attempts = lock(log);
+        for a in attempts.iter() {
+            if let Err(failure) = &a.outcome {
+                assert!(
+                    failure.is_transient(),
+                    "task {n}: only transient errors: {failure:?}"
+                );
+                assert!(
+                    a.started < back + Duration::from_secs(1),
+                    "task {n}: failed {:?} after the server was back: {failure:?}",
+                    a.started.duration_since(back)
+                );
+            }
+        }
+        let recovered = attempts
+            .iter()
+            .find(|a| a.started >= back && a.outcome.is_ok())
+            .map(|a| a.ended.duration_since(back))
+            .unwrap_or_else(|| panic!("task {n} never wrote after the crash"));
+        let failures = attempts.iter().filter(|a| a.outcome.is_err()).count();
+        eprintln!(
+            "kill -9: task {n} wrote again {recovered:?} after the server was back \
+             ({failures} transient failures in {} attempts)",
+            attempts.len()
+        );
+        assert!(
+            recovered < Duration::from_secs(1),
+            "task {n} recovered {recovered:?} after the server was back"
+        );
+    }
+    // Every acknowledged write is there: before the crash and after it.
+    let acked = lock(&acked).clone();
+    let stored: i64 = db
+        .query_scalar(&format!(
+            "SELECT count(*) FROM ledger WHERE id IN ({})",
+            acked
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ))
+        .unwrap();
+    eprintln!(
+        "kill -9: {} writes acknowledged ({acked_before_crash} before the crash), {stored} found",
+        acked.len()
+    );
+    assert_eq!(
+        stored,
+        i64::try_from(acked.len()).unwrap(),
+        "an acknowledged write was lost"
+    );
     assert_nothing_lost(&pool, &db, app).await;
 }
 

@@ -1,5 +1,5 @@
 //! The chaos soak: a mixed workload against a real throwaway PostgreSQL,
-//! through a [`FaultProxy`], while a fault driver restarts the server,
+//! through a [`FaultProxy`], while a fault driver restarts (or kills -9) the server,
 //! terminates its backends, pauses the postmaster, and cuts, resets,
 //! stalls, refuses and silently accepts connections at random.
 //!
@@ -48,7 +48,7 @@ mod workload;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{connect, start_db, url_with_app, WAIT};
+use common::{connect, url_with_app, WAIT};
 use pg_tempdb::{FaultProxy, TempDb};
 use pool_pg::{PgPool, PoolConfig, PoolState};
 use tokio::time::{sleep, timeout_at, Instant};
@@ -86,7 +86,14 @@ async fn under_random_restarts_kills_pauses_and_cuts_every_acquire_is_answered_i
     let secs = rng::soak_secs();
     let seed = rng::master_seed();
     eprintln!("soak: SOAK_SEED={seed} SOAK_SECS={secs} (set both to replay the choices)");
-    let db = Arc::new(start_db());
+    // Acknowledged commits must survive a `kill -9` of the postmaster (the
+    // kit's default turns synchronous_commit off for speed).
+    let db = Arc::new(
+        TempDb::builder()
+            .setting("synchronous_commit", "on")
+            .start()
+            .expect("start a throwaway PostgreSQL"),
+    );
     db.execute(ledger::CREATE_TABLE).unwrap();
     let proxy = Arc::new(FaultProxy::for_db(&db).await.unwrap());
     let pool = connect(&url_with_app(&proxy.url_for(&db), APP), soak_config()).await;

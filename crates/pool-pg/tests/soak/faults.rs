@@ -1,7 +1,8 @@
 //! The fault driver: one task that, every 1–4 s, injects one fault chosen
-//! at random (see [`FaultKind`]: server restarts, backend kills, postmaster
-//! pauses, and the proxy's cuts, resets, stalls, refusals and silent
-//! accepts), waits for it to end, and records when it started and ended.
+//! at random (see [`FaultKind`]: server restarts, crashes (`kill -9` of the
+//! postmaster, then crash recovery), backend kills, postmaster pauses, and
+//! the proxy's cuts, resets, stalls, refusals and silent accepts), waits for
+//! it to end, and records when it started and ended.
 //!
 //! Faults never overlap (each ends before the next gap starts), and the
 //! last one ends at least [`QUIET_TAIL`] before the workload's deadline, so
@@ -35,6 +36,9 @@ const CONTROL_BOUND: Duration = Duration::from_secs(40);
 pub(crate) enum FaultKind {
     /// `TempDb::restart`: fast shutdown, start on the same port.
     Restart,
+    /// `TempDb::kill` (SIGKILL of the postmaster: a crash), then start on
+    /// the same port and data, through crash recovery.
+    Kill,
     /// `pg_terminate_backend` on every connection of the pool.
     Terminate,
     /// SIGSTOP the postmaster for 200–1500 ms (new connects hang).
@@ -53,8 +57,9 @@ pub(crate) enum FaultKind {
 }
 
 impl FaultKind {
-    const ALL: [FaultKind; 8] = [
+    const ALL: [FaultKind; 9] = [
         FaultKind::Restart,
+        FaultKind::Kill,
         FaultKind::Terminate,
         FaultKind::Pause,
         FaultKind::ProxyClose,
@@ -150,6 +155,14 @@ async fn inject(
         FaultKind::Restart => {
             control(db, TempDb::restart).await?;
             "restarted".to_owned()
+        }
+        FaultKind::Kill => {
+            control(db, |db| {
+                db.kill()?;
+                db.start_again()
+            })
+            .await?;
+            "killed -9, recovered".to_owned()
         }
         FaultKind::Terminate => {
             let app = app.to_owned();
