@@ -217,41 +217,6 @@ fn join_output(handle: thread::JoinHandle<String>) -> String {
     handle.join().unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn run_captures_output_and_status() {
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", "cat; echo oops >&2; exit 3"]);
-        let done = run(
-            &mut cmd,
-            "sh",
-            Some(b"hello".to_vec()),
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        assert_eq!(done.stdout, "hello");
-        assert_eq!(done.stderr.trim(), "oops");
-        assert_eq!(done.status.code(), Some(3));
-        let err = done.success_or_error("sh", None, || None).unwrap_err();
-        assert!(err.to_string().contains("oops"), "{err}");
-    }
-
-    #[test]
-    fn run_kills_a_command_that_outlives_its_timeout() {
-        let mut cmd = Command::new("sleep");
-        cmd.arg("30");
-        let started = Instant::now();
-        let err = run(&mut cmd, "sleep 30", None, Duration::from_millis(100))
-            .err()
-            .unwrap();
-        assert!(err.is_timeout(), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(5));
-    }
-}
-
 /// The pids whose parent is `parent` right now (from `/proc`). Empty where
 /// `/proc` cannot be read.
 pub(crate) fn children_of(parent: u32) -> Vec<u32> {
@@ -308,5 +273,40 @@ pub(crate) fn kill_pids(pids: &[u32]) {
         if let Err(e) = kill_process(target, Signal::KILL) {
             tracing::warn!(target: "pg_tempdb", pid, error = %e, "could not kill a server process");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_captures_output_and_status() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "cat; echo oops >&2; exit 3"]);
+        let done = run(
+            &mut cmd,
+            "sh",
+            Some(b"hello".to_vec()),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(done.stdout, "hello");
+        assert_eq!(done.stderr.trim(), "oops");
+        assert_eq!(done.status.code(), Some(3));
+        let err = done.success_or_error("sh", None, || None).unwrap_err();
+        assert!(err.to_string().contains("oops"), "{err}");
+    }
+
+    #[test]
+    fn run_kills_a_command_that_outlives_its_timeout() {
+        let mut cmd = Command::new("sleep");
+        cmd.arg("30");
+        let started = Instant::now();
+        let err = run(&mut cmd, "sleep 30", None, Duration::from_millis(100))
+            .err()
+            .unwrap();
+        assert!(err.is_timeout(), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }
