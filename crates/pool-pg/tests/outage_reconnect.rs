@@ -101,6 +101,44 @@ fn lock<T>(log: &Mutex<T>) -> MutexGuard<'_, T> {
     log.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Asserts what every load task saw around an outage that ended at
+/// `back`: only transient failures, none starting later than a second
+/// after `back`, and a success within a second of it. Prints each task's
+/// recovery time under `label`.
+fn assert_recovered_within_a_second(label: &str, logs: &[Arc<Mutex<Vec<Attempt>>>], back: Instant) {
+    for (n, log) in logs.iter().enumerate() {
+        let attempts = lock(log);
+        for a in attempts.iter() {
+            if let Err(failure) = &a.outcome {
+                assert!(
+                    failure.is_transient(),
+                    "task {n}: only transient errors: {failure:?}"
+                );
+                assert!(
+                    a.started < back + Duration::from_secs(1),
+                    "task {n}: failed {:?} after the server was back: {failure:?}",
+                    a.started.duration_since(back)
+                );
+            }
+        }
+        let recovered = attempts
+            .iter()
+            .find(|a| a.started >= back && a.outcome.is_ok())
+            .map(|a| a.ended.duration_since(back))
+            .unwrap_or_else(|| panic!("task {n} never succeeded after the {label}"));
+        let failures = attempts.iter().filter(|a| a.outcome.is_err()).count();
+        eprintln!(
+            "{label}: task {n} succeeded again {recovered:?} after the server was back \
+             ({failures} transient failures in {} attempts)",
+            attempts.len()
+        );
+        assert!(
+            recovered < Duration::from_secs(1),
+            "task {n} recovered {recovered:?} after the server was back"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_under_load_costs_only_transient_errors_and_every_task_recovers_within_a_second()
 {
@@ -148,37 +186,7 @@ async fn a_restart_under_load_costs_only_transient_errors_and_every_task_recover
         "restart took {:?} (fast shutdown and start)",
         back.duration_since(restarting)
     );
-    for (n, log) in logs.iter().enumerate() {
-        let attempts = lock(log);
-        for a in attempts.iter() {
-            if let Err(failure) = &a.outcome {
-                assert!(
-                    failure.is_transient(),
-                    "task {n}: only transient errors: {failure:?}"
-                );
-                assert!(
-                    a.started < back + Duration::from_secs(1),
-                    "task {n}: failed {:?} after the server was back: {failure:?}",
-                    a.started.duration_since(back)
-                );
-            }
-        }
-        let recovered = attempts
-            .iter()
-            .find(|a| a.started >= back && a.outcome.is_ok())
-            .map(|a| a.ended.duration_since(back))
-            .unwrap_or_else(|| panic!("task {n} never succeeded after the restart"));
-        let failures = attempts.iter().filter(|a| a.outcome.is_err()).count();
-        eprintln!(
-            "restart: task {n} succeeded again {recovered:?} after the server was back \
-             ({failures} transient failures in {} attempts)",
-            attempts.len()
-        );
-        assert!(
-            recovered < Duration::from_secs(1),
-            "task {n} recovered {recovered:?} after the server was back"
-        );
-    }
+    assert_recovered_within_a_second("restart", &logs, back);
     assert_nothing_lost(&pool, &db, app).await;
 }
 
@@ -289,37 +297,7 @@ async fn a_kill_9_of_the_postmaster_under_writes_loses_no_acknowledged_write_and
         "kill -9: the server was back (crash recovery done) {:?} after the kill",
         back.duration_since(killed)
     );
-    for (n, log) in logs.iter().enumerate() {
-        let attempts = lock(log);
-        for a in attempts.iter() {
-            if let Err(failure) = &a.outcome {
-                assert!(
-                    failure.is_transient(),
-                    "task {n}: only transient errors: {failure:?}"
-                );
-                assert!(
-                    a.started < back + Duration::from_secs(1),
-                    "task {n}: failed {:?} after the server was back: {failure:?}",
-                    a.started.duration_since(back)
-                );
-            }
-        }
-        let recovered = attempts
-            .iter()
-            .find(|a| a.started >= back && a.outcome.is_ok())
-            .map(|a| a.ended.duration_since(back))
-            .unwrap_or_else(|| panic!("task {n} never wrote after the crash"));
-        let failures = attempts.iter().filter(|a| a.outcome.is_err()).count();
-        eprintln!(
-            "kill -9: task {n} wrote again {recovered:?} after the server was back \
-             ({failures} transient failures in {} attempts)",
-            attempts.len()
-        );
-        assert!(
-            recovered < Duration::from_secs(1),
-            "task {n} recovered {recovered:?} after the server was back"
-        );
-    }
+    assert_recovered_within_a_second("kill -9", &logs, back);
     // Every acknowledged write is there: before the crash and after it.
     let acked = lock(&acked).clone();
     let stored: i64 = db
