@@ -150,8 +150,8 @@ impl<M: Manager> Pool<M> {
         match result {
             Ok(guard) => Ok(guard),
             Err(PoolError::Timeout(error)) => {
-                shared.stats.timeouts.incr();
-                shared.stats.metrics.timed_out();
+                shared.ledger.stats.timeouts.incr();
+                shared.ledger.stats.metrics.timed_out();
                 tracing::warn!(
                     target: "pool_core::acquire",
                     pool = %shared.config.name,
@@ -162,7 +162,7 @@ impl<M: Manager> Pool<M> {
                 Err(PoolError::Timeout(error))
             }
             Err(error) => {
-                shared.stats.acquire_errors.incr();
+                shared.ledger.stats.acquire_errors.incr();
                 Err(error)
             }
         }
@@ -304,8 +304,12 @@ async fn wait_for_connect<M: Manager>(
             _ = states.wait_for(|state| state.is_closing()) => return Connecting::Closed,
             () = shared.semaphore.permit_returned(|| !shared.idle.is_empty()) => {}
         }
-        if shared.semaphore.try_acquire().is_err() {
-            continue;
+        match shared.semaphore.try_acquire() {
+            Ok(()) => {}
+            // `permit_returned` resolves at once on a closed semaphore:
+            // leave rather than spin until the state channel says so.
+            Err(TryAcquireError::Closed) => return Connecting::Closed,
+            Err(TryAcquireError::NoPermits) => continue,
         }
         let second = Permit::taken(Arc::clone(shared));
         match shared.idle.pop() {
@@ -330,7 +334,7 @@ async fn take_permit<M: Manager>(
         Err(TryAcquireError::Closed) => return Err(PoolError::Closed),
         Err(TryAcquireError::NoPermits) => {}
     }
-    let metrics = &shared.stats.metrics;
+    let metrics = &shared.ledger.stats.metrics;
     metrics.pending(|| shared.semaphore.waiting() + 1);
     let result = {
         let acquire = shared.semaphore.acquire_until(deadline_us);
@@ -358,7 +362,7 @@ async fn checkout<M: Manager>(
     head_start: HeadStart<M>,
     site: Option<Site>,
 ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
-    // Two loads unless a background task was lost with its runtime.
+    // Three loads unless a background task was lost with its runtime.
     tasks::ensure_running(shared);
     let (mut permit, waited) = match head_start.permit {
         Some(permit) => (permit, false),

@@ -234,10 +234,16 @@ impl PoolConfig {
         let mut config = PoolConfig::default();
         let mut issues = Vec::new();
         let mut unparsed: Vec<&'static str> = Vec::new();
-        let mut seen: Vec<String> = Vec::new();
+        let mut aliased: Vec<&'static str> = Vec::new();
         for (key, value) in vars {
             let (key, value) = (key.as_ref(), value.as_ref().trim());
-            seen.push(key.to_owned());
+            if let Some(name) = ALIASES
+                .iter()
+                .flat_map(|(alias, variable)| [*alias, *variable])
+                .find(|name| *name == key)
+            {
+                aliased.push(name);
+            }
             if !key.starts_with("POOL_") || also_known.contains(&key) {
                 continue;
             }
@@ -267,9 +273,13 @@ impl PoolConfig {
             }
         }
         for (alias, variable) in ALIASES {
-            if seen.iter().any(|k| k == alias) && seen.iter().any(|k| k == variable) {
+            if aliased.contains(alias) && aliased.contains(variable) {
+                let field = SETTINGS
+                    .iter()
+                    .find(|(name, _, _)| name == variable)
+                    .map_or("unknown", |(_, field, _)| *field);
                 issues.push(ConfigIssue::new(
-                    "leak_detection_timeout",
+                    field,
                     *alias,
                     "<both set>",
                     format!("{alias} and {variable} both set the same setting"),
@@ -292,30 +302,36 @@ impl PoolConfig {
     }
 }
 
-/// Whether `value` is a whole number too large for a `u64` (rather than
-/// not a number at all).
-fn overflows(value: &str) -> bool {
-    matches!(
-        value.parse::<u64>().map_err(|error| *error.kind()),
-        Err(std::num::IntErrorKind::PosOverflow)
-    )
+/// A whole number for `variable`, or an issue that says "out of range"
+/// for one too large for a `u64` and "not a whole number{unit}" otherwise
+/// (`unit`: "" or " of milliseconds"...), with `fix` as the suggestion.
+fn parse_whole(
+    variable: &str,
+    field: &'static str,
+    value: &str,
+    unit: &str,
+    range_note: &str,
+    fix: String,
+) -> Result<u64, ConfigIssue> {
+    value.parse::<u64>().map_err(|error| {
+        let problem = if *error.kind() == std::num::IntErrorKind::PosOverflow {
+            format!("{variable} ({value:?}) is out of range{range_note}")
+        } else {
+            format!("{variable} ({value:?}) is not a whole number{unit}")
+        };
+        ConfigIssue::new(field, variable, value, problem, fix)
+    })
 }
 
 fn parse_count(variable: &str, field: &'static str, value: &str) -> Result<u64, ConfigIssue> {
-    value.parse::<u64>().map_err(|_| {
-        let problem = if overflows(value) {
-            format!("{variable} ({value:?}) is out of range")
-        } else {
-            format!("{variable} ({value:?}) is not a whole number")
-        };
-        ConfigIssue::new(
-            field,
-            variable,
-            value,
-            problem,
-            format!("set {variable} to a whole number such as 10"),
-        )
-    })
+    parse_whole(
+        variable,
+        field,
+        value,
+        "",
+        "",
+        format!("set {variable} to a whole number such as 10"),
+    )
 }
 
 fn parse_flag(variable: &str, field: &'static str, value: &str) -> Result<bool, ConfigIssue> {
@@ -333,47 +349,32 @@ fn parse_flag(variable: &str, field: &'static str, value: &str) -> Result<bool, 
 }
 
 fn parse_ms(variable: &str, field: &'static str, value: &str) -> Result<Duration, ConfigIssue> {
-    value
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| {
-            let problem = if overflows(value) {
-                format!(
-                    "{variable} ({value:?}) is out of range (at most {} ms)",
-                    MAX_DURATION.as_millis()
-                )
-            } else {
-                format!("{variable} ({value:?}) is not a whole number of milliseconds")
-            };
-            ConfigIssue::new(
-                field,
-                variable,
-                value,
-                problem,
-                format!("set {variable} to milliseconds without a unit, e.g. {variable}=5000"),
-            )
-        })
+    let range_note = format!(" (at most {} ms)", MAX_DURATION.as_millis());
+    parse_whole(
+        variable,
+        field,
+        value,
+        " of milliseconds",
+        &range_note,
+        format!("set {variable} to milliseconds without a unit, e.g. {variable}=5000"),
+    )
+    .map(Duration::from_millis)
+}
+
+fn parse_secs(variable: &str, field: &'static str, value: &str) -> Result<Duration, ConfigIssue> {
+    parse_whole(
+        variable,
+        field,
+        value,
+        " of seconds",
+        "",
+        format!("set {variable} to whole seconds, e.g. {variable}=30 (or use {variable}_MS)"),
+    )
+    .map(Duration::from_secs)
 }
 
 /// The value of an unknown variable is never kept: it may be a secret
 /// (`POOL_PASSWORD=...`).
-fn parse_secs(variable: &str, field: &'static str, value: &str) -> Result<Duration, ConfigIssue> {
-    value.parse::<u64>().map(Duration::from_secs).map_err(|_| {
-        let problem = if overflows(value) {
-            format!("{variable} ({value:?}) is out of range")
-        } else {
-            format!("{variable} ({value:?}) is not a whole number of seconds")
-        };
-        ConfigIssue::new(
-            field,
-            variable,
-            value,
-            problem,
-            format!("set {variable} to whole seconds, e.g. {variable}=30 (or use {variable}_MS)"),
-        )
-    })
-}
-
 fn unknown_variable(variable: &str, also_known: &[&str]) -> ConfigIssue {
     let known: Vec<&str> = POOL_VARIABLES.iter().chain(also_known).copied().collect();
     let nearest = known

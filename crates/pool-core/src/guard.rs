@@ -63,7 +63,7 @@ impl<M: Manager> PooledConnection<M> {
     /// time.
     fn record_return(&self, conn: &Conn<M::Connection>, now_us: u64) -> Duration {
         let shared = self.permit.shared();
-        let stats = &shared.stats;
+        let stats = &shared.ledger.stats;
         let seats = &shared.ledger.seats;
         let held_us = now_us.saturating_sub(self.acquired_us);
         let held = Duration::from_micros(held_us);

@@ -41,7 +41,7 @@ pub(crate) fn scan<M: Manager>(shared: &Shared<M>) {
     let now_ms = shared.now_ms();
     let timeout_ms = u64::try_from(config.leak_detection_timeout.as_millis()).unwrap_or(u64::MAX);
     for suspect in shared.ledger.seats.scan_leaks(now_ms, timeout_ms) {
-        shared.stats.leaks_reported.incr();
+        shared.ledger.stats.leaks_reported.incr();
         let acquired_at = suspect
             .site
             .as_ref()

@@ -18,7 +18,7 @@ use tokio::sync::Notify;
 use crate::gauges::Gauges;
 use crate::seats::Seats;
 use crate::stats::Stats;
-use crate::sync::{Arc, AtomicBool};
+use crate::sync::AtomicBool;
 
 /// Gauges, seats, close signal and statistics of one pool.
 #[derive(Debug)]
@@ -35,8 +35,8 @@ pub(crate) struct Ledger {
     /// `drained` (shutdown waits on it).
     pub(crate) closing: AtomicBool,
     pub(crate) drained: Notify,
-    /// The event counters and histograms (the pool holds the same `Arc`).
-    pub(crate) stats: Arc<Stats>,
+    /// The event counters and histograms.
+    pub(crate) stats: Stats,
 }
 
 impl Ledger {
@@ -49,7 +49,7 @@ impl Ledger {
             seats: Seats::new(max_size as usize),
             closing: AtomicBool::new(false),
             drained: Notify::new(),
-            stats: Arc::new(Stats::new(pool, min_size, max_size)),
+            stats: Stats::new(pool, min_size, max_size),
         }
     }
 }

@@ -114,8 +114,8 @@ async fn run<M: Manager>(
 async fn run_guarded<M: Manager>(shared: &Arc<Shared<M>>) {
     if let Err(panic) = AssertUnwindSafe(run_once(shared)).catch_unwind().await {
         let message = panic_message(panic.as_ref());
-        shared.stats.maintenance_errors.incr();
-        shared.stats.manager_panics.incr();
+        shared.ledger.stats.maintenance_errors.incr();
+        shared.ledger.stats.manager_panics.incr();
         tracing::error!(
             target: "pool_core::maintenance",
             pool = %shared.config.name,
@@ -128,7 +128,7 @@ async fn run_guarded<M: Manager>(shared: &Arc<Shared<M>>) {
 /// One maintenance round. Public to the crate so `Pool::run_maintenance`
 /// (and tests) can drive it directly.
 pub(crate) async fn run_once<M: Manager>(shared: &Arc<Shared<M>>) {
-    shared.stats.maintenance_runs.incr();
+    shared.ledger.stats.maintenance_runs.incr();
     shared.publish_gauges(None);
     if shared.sweep_requested.swap(false, Ordering::AcqRel) {
         sweep(shared).await;
@@ -209,7 +209,7 @@ fn retire_stale<M: Manager>(shared: &Shared<M>) {
                         connection_id = conn.id,
                         "idle queue full while putting a connection back; closing it (size invariant broken, please report)"
                     );
-                    shared.stats.maintenance_errors.incr();
+                    shared.ledger.stats.maintenance_errors.incr();
                 }
             }
         }
@@ -273,7 +273,7 @@ async fn replenish<M: Manager>(shared: &Arc<Shared<M>>) {
                 Ok(conn) => shared.return_to_idle(conn),
                 // Already logged and counted by `connect`; try next round.
                 Err(failed) => {
-                    shared.stats.maintenance_errors.incr();
+                    shared.ledger.stats.maintenance_errors.incr();
                     failure = Some(failed);
                 }
             }

@@ -115,9 +115,9 @@ pub(crate) async fn connect<M: Manager>(
                 .ledger
                 .seats
                 .set_force_close(slot.seat(), shared.manager.force_closer(&raw));
-            shared.stats.connections_created.incr();
-            shared.stats.create_time.record(started.elapsed());
-            shared.stats.metrics.created(started.elapsed());
+            shared.ledger.stats.connections_created.incr();
+            shared.ledger.stats.create_time.record(started.elapsed());
+            shared.ledger.stats.metrics.created(started.elapsed());
             let id = shared.next_connection_id();
             tracing::debug!(
                 target: "pool_core::connect",
@@ -153,8 +153,8 @@ pub(crate) async fn connect<M: Manager>(
         Err(_) => (ConnectionError::ConnectTimeout(timeout), true, false),
     };
     drop(slot);
-    shared.stats.connection_failures.incr();
-    shared.stats.metrics.create_failed();
+    shared.ledger.stats.connection_failures.incr();
+    shared.ledger.stats.metrics.create_failed();
     let consecutive = shared.recovery.connect_failed();
     let (error, retryable, server_down) = failure;
     tracing::warn!(
@@ -180,7 +180,7 @@ pub(crate) async fn validate<M: Manager>(
     shared: &Shared<M>,
     conn: &mut Conn<M::Connection>,
 ) -> Result<(), Arc<ConnectionError<M::Error>>> {
-    shared.stats.validations.incr();
+    shared.ledger.stats.validations.incr();
     let timeout = shared.config.validation_timeout;
     let started = Instant::now();
     // A panic in `validate` closes the connection like any failed check.
@@ -198,7 +198,7 @@ pub(crate) async fn validate<M: Manager>(
         }
         Err(_) => ConnectionError::ValidateTimeout(timeout),
     };
-    shared.stats.validation_failures.incr();
+    shared.ledger.stats.validation_failures.incr();
     tracing::warn!(
         target: "pool_core::validate",
         pool = %shared.config.name,
@@ -223,7 +223,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 /// A panic in the manager is an ERROR: it is a bug, and the pool carries on.
 fn report_panic<M: Manager>(shared: &Shared<M>, method: &str, message: &str) {
-    shared.stats.manager_panics.incr();
+    shared.ledger.stats.manager_panics.incr();
     tracing::error!(
         target: "pool_core::manager",
         pool = %shared.config.name,
@@ -263,8 +263,8 @@ pub(crate) async fn warm_up<M: Manager>(
                 let cause = shared.record_error(ConnectionError::ConnectTimeout(
                     shared.config.create_timeout,
                 ));
-                shared.stats.connection_failures.incr();
-                shared.stats.metrics.create_failed();
+                shared.ledger.stats.connection_failures.incr();
+                shared.ledger.stats.metrics.create_failed();
                 return Err(init_error(cause));
             }
         };

@@ -94,7 +94,7 @@ impl<'a, M: Manager> CancelTracker<'a, M> {
 impl<M: Manager> Drop for CancelTracker<'_, M> {
     fn drop(&mut self) {
         if self.armed {
-            self.shared.stats.acquires_cancelled.incr();
+            self.shared.ledger.stats.acquires_cancelled.incr();
         }
     }
 }

@@ -33,7 +33,7 @@ use crate::running::{Task, TaskFlags, TaskOwner};
 use crate::semaphore::Semaphore;
 use crate::stamp::Stamp;
 use crate::state::{HealthState, StateCell};
-use crate::stats::{SnapshotContext, Statistics, Stats};
+use crate::stats::{SnapshotContext, Statistics};
 use crate::sync::{Arc, AtomicBool, AtomicU64, Mutex, Ordering, Weak};
 
 /// Everything a pool's handles, guards and tasks share.
@@ -45,9 +45,6 @@ pub(crate) struct Shared<M: Manager> {
     /// Gauges, seats and the close signal (`ledger.rs`), shared with every
     /// slot.
     pub(crate) ledger: Arc<Ledger>,
-    /// The event counters and histograms (the same `Arc` as
-    /// `ledger.stats`).
-    pub(crate) stats: Arc<Stats>,
     /// The most recent connect or validation failure, for timeout errors.
     pub(crate) last_error: ArcSwapOption<ConnectionError<M::Error>>,
     /// Wakes the maintenance task (on close, or on demand).
@@ -87,15 +84,16 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn new(manager: M, config: PoolConfig) -> Self {
         let max_size = config.max_size as usize;
         let ledger = Arc::new(Ledger::new(&config.name, config.min_size, config.max_size));
-        let stats = Arc::clone(&ledger.stats);
-        let observed = Arc::clone(&stats);
-        let state = StateCell::new(&config.name, Box::new(move |to| observed.metrics.state(to)));
+        let observed = Arc::clone(&ledger);
+        let state = StateCell::new(
+            &config.name,
+            Box::new(move |to| observed.stats.metrics.state(to)),
+        );
         Self {
             manager,
             semaphore: Semaphore::new(max_size),
             idle: IdleQueue::new(max_size),
             ledger,
-            stats,
             last_error: ArcSwapOption::empty(),
             maintenance_wakeup: Arc::new(Notify::new()),
             state,
@@ -194,7 +192,7 @@ impl<M: Manager> Shared<M> {
     /// Republishes the metric gauges from fresh readings (see `metrics.rs`
     /// on why): on every health verdict, snapshot and maintenance round.
     pub(crate) fn publish_gauges(&self, health: Option<HealthState>) {
-        let metrics = &self.stats.metrics;
+        let metrics = &self.ledger.stats.metrics;
         metrics.connections(self.ledger.gauges.read());
         metrics.pending(|| self.semaphore.waiting());
         if let Some(verdict) = health {
@@ -239,7 +237,7 @@ impl<M: Manager> Shared<M> {
     pub(crate) fn statistics(&self) -> Statistics {
         self.publish_gauges(None);
         let now_ms = self.now_ms();
-        self.stats.snapshot(SnapshotContext {
+        self.ledger.stats.snapshot(SnapshotContext {
             pool: self.config.name.clone(),
             gauges: self.ledger.gauges.read(),
             seats: self.ledger.seats.totals(),

@@ -70,7 +70,7 @@ pub(crate) fn ensure_running<M: Manager>(shared: &Arc<Shared<M>>) {
 
 /// Counts and logs a task started again.
 fn restarted<M: Manager>(shared: &Shared<M>, task: &str) {
-    shared.stats.background_restarts.incr();
+    shared.ledger.stats.background_restarts.incr();
     tracing::warn!(
         target: "pool_core::tasks",
         pool = %shared.config.name,

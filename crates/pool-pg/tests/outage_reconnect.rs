@@ -19,6 +19,7 @@ use common::{
 };
 use pg_tempdb::{FaultProxy, TempDb};
 use pool_pg::tokio_postgres::error::SqlState;
+use pool_pg::tokio_postgres::types::ToSql;
 use pool_pg::{PgPool, PoolConfig, PoolState};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
@@ -60,14 +61,17 @@ impl Failure {
     }
 }
 
-/// Acquires and runs `SELECT 1`, bounded by `hang`.
-async fn attempt(pool: &PgPool, hang: Duration) -> Attempt {
+/// Acquires and runs `sql` with `params`, bounded by `hang`.
+async fn attempt(
+    pool: &PgPool,
+    hang: Duration,
+    sql: &str,
+    params: &[&(dyn ToSql + Sync)],
+) -> Attempt {
     let started = Instant::now();
     let work = async {
         let conn = pool.acquire().await.map_err(Failure::Acquire)?;
-        conn.query_one("SELECT 1", &[])
-            .await
-            .map_err(Failure::Query)?;
+        conn.execute(sql, params).await.map_err(Failure::Query)?;
         Ok(())
     };
     let outcome = timeout(hang, work).await.unwrap_or(Err(Failure::Hang));
@@ -76,6 +80,17 @@ async fn attempt(pool: &PgPool, hang: Duration) -> Attempt {
         ended: Instant::now(),
         outcome,
     }
+}
+
+/// The pool of the load tests: 2 to 4 connections, a 1 s acquire and
+/// connect bound, reconnecting after 50 ms, doubling up to 400 ms.
+fn load_config() -> PoolConfig {
+    PoolConfig::default()
+        .min_size(2)
+        .max_size(4)
+        .acquire_timeout(Duration::from_secs(1))
+        .create_timeout(Duration::from_secs(1))
+        .reconnect_delays(Duration::from_millis(50), Duration::from_millis(400))
 }
 
 /// A task that calls [`attempt`] every [`DEMAND_EVERY`] until `stop`, and
@@ -88,7 +103,7 @@ fn drive_demand(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         while !stop.load(Ordering::Relaxed) {
-            let attempt = attempt(&pool, hang).await;
+            let attempt = attempt(&pool, hang, "SELECT 1", &[]).await;
             lock(&log).push(attempt);
             tokio::time::sleep(DEMAND_EVERY).await;
         }
@@ -146,13 +161,7 @@ async fn a_restart_under_load_costs_only_transient_errors_and_every_task_recover
     let hang = Duration::from_secs(3);
     let db = start_db();
     let app = "outage-restart";
-    let config = PoolConfig::default()
-        .min_size(2)
-        .max_size(4)
-        .acquire_timeout(Duration::from_secs(1))
-        .create_timeout(Duration::from_secs(1))
-        .reconnect_delays(Duration::from_millis(50), Duration::from_millis(400));
-    let pool = connect(&url_with_app(&db.url(), app), config).await;
+    let pool = connect(&url_with_app(&db.url(), app), load_config()).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let logs: Vec<_> = (0..TASKS)
@@ -204,23 +213,11 @@ fn drive_writes(
     tokio::spawn(async move {
         let mut id = first_id;
         while !stop.load(Ordering::Relaxed) {
-            let started = Instant::now();
-            let work = async {
-                let conn = pool.acquire().await.map_err(Failure::Acquire)?;
-                conn.execute("INSERT INTO ledger (id) VALUES ($1)", &[&id])
-                    .await
-                    .map_err(Failure::Query)?;
-                Ok(())
-            };
-            let outcome = timeout(hang, work).await.unwrap_or(Err(Failure::Hang));
-            if outcome.is_ok() {
+            let attempt = attempt(&pool, hang, "INSERT INTO ledger (id) VALUES ($1)", &[&id]).await;
+            if attempt.outcome.is_ok() {
                 lock(&acked).push(id);
             }
-            lock(&log).push(Attempt {
-                started,
-                ended: Instant::now(),
-                outcome,
-            });
+            lock(&log).push(attempt);
             id += 1;
             tokio::time::sleep(DEMAND_EVERY).await;
         }
@@ -241,13 +238,7 @@ async fn a_kill_9_of_the_postmaster_under_writes_loses_no_acknowledged_write_and
     db.execute("CREATE TABLE ledger (id bigint PRIMARY KEY)")
         .unwrap();
     let app = "outage-kill-9";
-    let config = PoolConfig::default()
-        .min_size(2)
-        .max_size(4)
-        .acquire_timeout(Duration::from_secs(1))
-        .create_timeout(Duration::from_secs(1))
-        .reconnect_delays(Duration::from_millis(50), Duration::from_millis(400));
-    let pool = connect(&url_with_app(&db.url(), app), config).await;
+    let pool = connect(&url_with_app(&db.url(), app), load_config()).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let logs: Vec<_> = (0..TASKS)
