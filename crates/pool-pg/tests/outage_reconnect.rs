@@ -116,6 +116,25 @@ fn lock<T>(log: &Mutex<T>) -> MutexGuard<'_, T> {
     log.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Lets the load run for the observation window after the server is
+/// `back` (a second to recover, half a second to show that it stays
+/// recovered), then stops the load tasks and joins them, bounded.
+async fn observe_then_stop(
+    back: Instant,
+    stop: &AtomicBool,
+    tasks: Vec<JoinHandle<()>>,
+    hang: Duration,
+) {
+    tokio::time::sleep_until(back + Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        timeout(hang + MARGIN, task)
+            .await
+            .expect("the load task ends")
+            .expect("the load task did not panic");
+    }
+}
+
 /// Asserts what every load task saw around an outage that ended at
 /// `back`: only transient failures, none starting later than a second
 /// after `back`, and a success within a second of it. Prints each task's
@@ -180,16 +199,7 @@ async fn a_restart_under_load_costs_only_transient_errors_and_every_task_recover
     let restarting = Instant::now();
     db.restart().unwrap();
     let back = Instant::now();
-    // The observation window: a second to recover, half a second to show
-    // that it stays recovered.
-    tokio::time::sleep_until(back + Duration::from_millis(1500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        timeout(hang + MARGIN, task)
-            .await
-            .expect("the load task ends")
-            .unwrap();
-    }
+    observe_then_stop(back, &stop, tasks, hang).await;
 
     eprintln!(
         "restart took {:?} (fast shutdown and start)",
@@ -275,14 +285,7 @@ async fn a_kill_9_of_the_postmaster_under_writes_loses_no_acknowledged_write_and
     let acked_before_crash = lock(&acked).len();
     db.start_again().unwrap();
     let back = Instant::now();
-    tokio::time::sleep_until(back + Duration::from_millis(1500)).await;
-    stop.store(true, Ordering::Relaxed);
-    for task in tasks {
-        timeout(hang + MARGIN, task)
-            .await
-            .expect("the load task ends")
-            .unwrap();
-    }
+    observe_then_stop(back, &stop, tasks, hang).await;
 
     eprintln!(
         "kill -9: the server was back (crash recovery done) {:?} after the kill",
