@@ -6,6 +6,8 @@
 //! pool's rules retire it, see `recycle.rs`, or the pool is closed) and
 //! only *then* releases the permit, so the next waiter finds the
 //! connection already idle.
+//! When the manager needs I/O before it can judge (`Verdict::Settle`), the
+//! connection and its permit go to a settle task instead (`settle.rs`).
 //! [`PooledConnection::discard`] closes a connection the caller knows is
 //! bad instead of returning it.
 
@@ -19,8 +21,10 @@ use crate::manager::Manager;
 use crate::recycle::{on_return, Rejected};
 use crate::retire::RetireReason;
 use crate::seats::SlowWait;
-use crate::shared::Permit;
+use crate::settle;
+use crate::shared::{Permit, Shared};
 use crate::site::Site;
+use crate::sync::Arc;
 
 /// A connection lent by the pool. Gives it back when dropped.
 #[must_use = "dropping the guard returns the connection at once"]
@@ -28,7 +32,8 @@ pub struct PooledConnection<M: Manager> {
     // Field order matters: the connection is returned in `Drop::drop`,
     // before the permit (dropped with the fields) wakes the next waiter.
     conn: Option<Conn<M::Connection>>,
-    permit: Permit<M>,
+    /// `None` only once a settling return took it along (see `settle.rs`).
+    permit: Option<Permit<M>>,
     /// When it was lent, in µs since the pool was built.
     acquired_us: u64,
 }
@@ -52,8 +57,16 @@ impl<M: Manager> PooledConnection<M> {
             .lend(conn.slot.seat(), conn.id, now_us / 1000, site, wait);
         Self {
             conn: Some(conn),
-            permit,
+            permit: Some(permit),
             acquired_us: now_us,
+        }
+    }
+
+    fn shared(&self) -> &Arc<Shared<M>> {
+        // Invariant: `permit` is `Some` until `Drop` hands it to a settle.
+        match &self.permit {
+            Some(permit) => permit.shared(),
+            None => unreachable!("permit taken before the guard was dropped"),
         }
     }
 
@@ -62,7 +75,7 @@ impl<M: Manager> PooledConnection<M> {
     /// sum, published with `Release`, and its leak flag). Returns the hold
     /// time.
     fn record_return(&self, conn: &Conn<M::Connection>, now_us: u64) -> Duration {
-        let shared = self.permit.shared();
+        let shared = self.shared();
         let stats = &shared.ledger.stats;
         let seats = &shared.ledger.seats;
         let held_us = now_us.saturating_sub(self.acquired_us);
@@ -78,12 +91,7 @@ impl<M: Manager> PooledConnection<M> {
 
     /// How long it has been held until now.
     fn held_now(&self) -> Duration {
-        Duration::from_micros(
-            self.permit
-                .shared()
-                .now_us()
-                .saturating_sub(self.acquired_us),
-        )
+        Duration::from_micros(self.shared().now_us().saturating_sub(self.acquired_us))
     }
 
     fn conn(&self) -> &Conn<M::Connection> {
@@ -120,19 +128,14 @@ impl<M: Manager> PooledConnection<M> {
     /// for a long time on purpose (a `LISTEN` loop, a long migration).
     pub fn mark_long_held(&self) {
         let conn = self.conn();
-        self.permit
-            .shared()
-            .ledger
-            .seats
-            .mark_long_held(conn.slot.seat());
+        self.shared().ledger.seats.mark_long_held(conn.slot.seat());
     }
 
     /// Where this connection was acquired (`file:line`), when leak
     /// detection is on.
     pub fn acquired_at(&self) -> Option<String> {
         let seat = self.conn().slot.seat();
-        self.permit
-            .shared()
+        self.shared()
             .ledger
             .seats
             .site(seat)
@@ -144,7 +147,7 @@ impl<M: Manager> PooledConnection<M> {
     /// unknown state). Its capacity is freed at once.
     pub fn discard(mut self) {
         if let Some(conn) = self.conn.take() {
-            let now_us = self.permit.shared().now_us();
+            let now_us = self.shared().now_us();
             self.record_return(&conn, now_us);
             conn.retire(RetireReason::Discarded);
         }
@@ -170,7 +173,7 @@ impl<M: Manager> Drop for PooledConnection<M> {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
-        let shared = self.permit.shared();
+        let shared = Arc::clone(self.shared());
         // The one clock read of the return path.
         let now_us = shared.now_us();
         self.record_return(&conn, now_us);
@@ -182,38 +185,64 @@ impl<M: Manager> Drop for PooledConnection<M> {
             now_us,
             generation,
         ) {
-            None => {}
-            Some(Rejected::ServerLost(why)) => {
-                // The server itself is gone or changed role (shut down,
-                // demoted, failed over): every connection to it goes at
-                // once, not one failed request at a time. Only the first
-                // report of a generation evicts; a later one from the same
-                // old generation is already being retired, and just goes
-                // (as dirty: it saw the loss after the eviction).
-                if conn.generation == generation {
-                    conn.retire(RetireReason::Evicted);
-                    shared.evict(&why);
-                } else {
-                    conn.retire(RetireReason::Dirty);
+            Some(Rejected::Settle) => {
+                // The manager needs I/O first: the connection keeps its
+                // permit (its capacity) until the settle has decided.
+                if let Some(permit) = self.permit.take() {
+                    settle::spawn(shared, conn, permit);
                 }
-                return;
             }
-            Some(Rejected::Retire(reason)) => {
-                if reason == RetireReason::Broken {
-                    // A connection that died under its user: the server may
-                    // have restarted, so check the idle ones before handing
-                    // them out.
-                    shared.suspect_idle_connections();
-                }
-                conn.retire(reason);
-                return;
-            }
+            rejected => finish_return(&shared, conn, rejected, now_us, generation),
         }
-        conn.last_used_us = now_us;
-        shared.return_to_idle(conn);
         // `self.permit` is released after this body: the next waiter wakes
         // up with the connection already in the idle queue.
     }
+}
+
+/// Acts on the judgement of a returned connection: back to the idle queue,
+/// or retired (evicting every connection when its server is lost).
+pub(crate) fn finish_return<M: Manager>(
+    shared: &Shared<M>,
+    mut conn: Conn<M::Connection>,
+    rejected: Option<Rejected>,
+    now_us: u64,
+    generation: u64,
+) {
+    match rejected {
+        None => {}
+        Some(Rejected::ServerLost(why)) => {
+            // The server itself is gone or changed role (shut down,
+            // demoted, failed over): every connection to it goes at
+            // once, not one failed request at a time. Only the first
+            // report of a generation evicts; a later one from the same
+            // old generation is already being retired, and just goes
+            // (as dirty: it saw the loss after the eviction).
+            if conn.generation == generation {
+                conn.retire(RetireReason::Evicted);
+                shared.evict(&why);
+            } else {
+                conn.retire(RetireReason::Dirty);
+            }
+            return;
+        }
+        Some(Rejected::Retire(reason)) => {
+            if reason == RetireReason::Broken {
+                // A connection that died under its user: the server may
+                // have restarted, so check the idle ones before handing
+                // them out.
+                shared.suspect_idle_connections();
+            }
+            conn.retire(reason);
+            return;
+        }
+        Some(Rejected::Settle) => {
+            // A settle that asks to settle again: its state is unknown.
+            conn.retire(RetireReason::Dirty);
+            return;
+        }
+    }
+    conn.last_used_us = now_us;
+    shared.return_to_idle(conn);
 }
 
 impl<M: Manager> fmt::Debug for PooledConnection<M> {

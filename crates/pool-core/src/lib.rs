@@ -79,6 +79,7 @@ mod retire;
 mod running;
 mod seats;
 mod semaphore;
+mod settle;
 mod shared;
 mod shutdown;
 mod site;

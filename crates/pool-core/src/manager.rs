@@ -36,6 +36,14 @@ pub enum Verdict {
     /// manager's configuration now leads. Counted in
     /// `closed_by_reason.evicted`.
     ServerLost(String),
+    /// Not decided yet: the manager needs I/O first (a request whose answer
+    /// is still on the wire, a session reset to run). The pool runs
+    /// [`Manager::settle`] in a task under `validation_timeout`, keeping the
+    /// connection's capacity, and then acts on the verdict it returns. A
+    /// settle that times out, panics or answers `Settle` again closes the
+    /// connection as dirty. Only return it when needed: the fast path of a
+    /// return is free, a settle costs a task and the manager's I/O.
+    Settle,
 }
 
 /// Aborts one connection from outside, e.g. by aborting the task that
@@ -101,6 +109,15 @@ pub trait Manager: Send + Sync + 'static {
         } else {
             Verdict::Reuse { statements: 0 }
         }
+    }
+
+    /// The I/O a [`Verdict::Settle`] asked for, and the verdict after it.
+    /// Runs in a task of its own under `validation_timeout` (a timeout or a
+    /// panic closes the connection as dirty); must be cancel-safe. The
+    /// default closes the connection.
+    fn settle(&self, conn: &mut Self::Connection) -> impl Future<Output = Verdict> + Send {
+        let _ = conn;
+        std::future::ready(Verdict::Dirty)
     }
 
     /// A way to abort `conn` while a caller still holds it, used by

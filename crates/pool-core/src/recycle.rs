@@ -70,6 +70,8 @@ pub(crate) enum Rejected {
     /// Its server is gone or changed role (the manager's reason): retire
     /// it and evict every connection open now.
     ServerLost(String),
+    /// The manager needs I/O before it can judge (see `settle.rs`).
+    Settle,
 }
 
 /// Return: a connection that may not go back to the idle queue, and why.
@@ -82,11 +84,24 @@ pub(crate) fn on_return<M: Manager>(
     now_us: u64,
     generation: u64,
 ) -> Option<Rejected> {
-    let statements = match manager.verdict(&mut conn.raw) {
+    let verdict = manager.verdict(&mut conn.raw);
+    judge(verdict, config, conn, now_us, generation)
+}
+
+/// The pool's rules on top of the manager's `verdict`.
+pub(crate) fn judge<C>(
+    verdict: Verdict,
+    config: &PoolConfig,
+    conn: &Conn<C>,
+    now_us: u64,
+    generation: u64,
+) -> Option<Rejected> {
+    let statements = match verdict {
         Verdict::Reuse { statements } => statements,
         Verdict::Broken => return Some(Rejected::Retire(RetireReason::Broken)),
         Verdict::Dirty => return Some(Rejected::Retire(RetireReason::Dirty)),
         Verdict::ServerLost(why) => return Some(Rejected::ServerLost(why)),
+        Verdict::Settle => return Some(Rejected::Settle),
     };
     let reason = if conn.generation != generation {
         RetireReason::Evicted
