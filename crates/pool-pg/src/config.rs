@@ -15,6 +15,7 @@ use std::time::Duration;
 use pool_core::{ConfigError, ConfigIssue, PoolConfig};
 use tokio_postgres::Config;
 
+use crate::cache::DEFAULT_STATEMENT_CACHE_SIZE;
 use crate::manager::PgManager;
 use crate::tls::{from_settings, PgTls, TLS_VARIABLES};
 use crate::url::{parse_database_url, redacted_url_of, DATABASE_URL, EXAMPLE_URL};
@@ -142,6 +143,59 @@ pub struct PgConfig {
     /// [`build`](Self::build) use, from `sslmode` / `sslrootcert`; replace
     /// it with [`PgTls::new`] to configure TLS in code.
     pub tls: PgTls,
+    /// Prepared statements cached per connection (see
+    /// [`PgConnection`](crate::PgConnection#prepared-statements)); 0 turns
+    /// the cache off. `POOL_STATEMENT_CACHE_SIZE`, default
+    /// [256](DEFAULT_STATEMENT_CACHE_SIZE), at most
+    /// [`MAX_STATEMENT_CACHE_SIZE`].
+    pub statement_cache_size: usize,
+    /// SQL run on every returned connection before it goes idle (see
+    /// [`PgManager::reset_on_return`]). `POOL_RESET_QUERY`, e.g.
+    /// `DISCARD ALL`; default none.
+    pub reset_query: Option<String>,
+}
+
+/// The `POOL_*` variables pool-pg reads on top of pool-core's
+/// [`POOL_VARIABLES`](pool_core::POOL_VARIABLES).
+pub const POOL_PG_VARIABLES: &[&str] = &["POOL_STATEMENT_CACHE_SIZE", "POOL_RESET_QUERY"];
+
+/// The largest [`PgConfig::statement_cache_size`]: 10,000 statements per
+/// connection (each holds server memory).
+pub const MAX_STATEMENT_CACHE_SIZE: usize = 10_000;
+
+/// Reads pool-pg's own variables; every problem is pushed to `issues`.
+fn session_settings(
+    vars: &[(String, String)],
+    issues: &mut Vec<ConfigIssue>,
+) -> (usize, Option<String>) {
+    let last = |name: &str| {
+        vars.iter()
+            .rev()
+            .find(|(key, _)| key == name)
+            .map(|(_, v)| v.trim())
+    };
+    let cache = match last("POOL_STATEMENT_CACHE_SIZE") {
+        None => DEFAULT_STATEMENT_CACHE_SIZE,
+        Some(value) => match value.parse::<usize>() {
+            Ok(size) if size <= MAX_STATEMENT_CACHE_SIZE => size,
+            _ => {
+                issues.push(ConfigIssue::new(
+                    "statement_cache_size",
+                    "POOL_STATEMENT_CACHE_SIZE",
+                    value.chars().take(40).collect::<String>(),
+                    format!(
+                        "statement_cache_size must be a whole number of statements from 0 to {MAX_STATEMENT_CACHE_SIZE}"
+                    ),
+                    "set POOL_STATEMENT_CACHE_SIZE to e.g. 256, or 0 to turn the cache off (PgBouncer in transaction mode before 1.21)",
+                ));
+                DEFAULT_STATEMENT_CACHE_SIZE
+            }
+        },
+    };
+    let reset = last("POOL_RESET_QUERY")
+        .filter(|sql| !sql.is_empty())
+        .map(str::to_owned);
+    (cache, reset)
 }
 
 impl PgConfig {
@@ -156,6 +210,8 @@ impl PgConfig {
                 database,
                 pool,
                 tls,
+                statement_cache_size: DEFAULT_STATEMENT_CACHE_SIZE,
+                reset_query: None,
             }),
             (database, checked) => {
                 let mut issues = database.err().unwrap_or_default();
@@ -226,13 +282,19 @@ impl PgConfig {
             None if unreadable_url => Err(Vec::new()),
             None => Err(vec![missing_url_issue()]),
         };
-        let pool = PoolConfig::from_iter(vars.iter().map(|(key, value)| (key, value)))
-            .map_err(ConfigError::into_issues);
+        let (statement_cache_size, reset_query) = session_settings(&vars, &mut issues);
+        let pool = PoolConfig::from_iter_with_known(
+            vars.iter().map(|(key, value)| (key, value)),
+            POOL_PG_VARIABLES,
+        )
+        .map_err(ConfigError::into_issues);
         match (database, pool) {
             (Ok((database, tls)), Ok(pool)) if issues.is_empty() => Ok(Self {
                 database,
                 pool,
                 tls,
+                statement_cache_size,
+                reset_query,
             }),
             (database, pool) => {
                 issues.extend(database.err().unwrap_or_default());
@@ -258,7 +320,13 @@ impl PgConfig {
     /// tokio-postgres connector (see [`PgManager::with_tls`]);
     /// [`tls`](Self::tls) is not used.
     pub fn manager_with_tls<T: 'static>(&self, tls: T) -> PgManager<T> {
-        PgManager::with_create_timeout(self.database.clone(), tls, self.pool.create_timeout)
+        let manager =
+            PgManager::with_create_timeout(self.database.clone(), tls, self.pool.create_timeout)
+                .statement_cache_size(self.statement_cache_size);
+        match &self.reset_query {
+            Some(sql) => manager.reset_on_return(sql.clone()),
+            None => manager,
+        }
     }
 }
 
@@ -268,6 +336,8 @@ impl fmt::Debug for PgConfig {
             .field("database", &self.redacted_url())
             .field("pool", &self.pool)
             .field("tls", &self.tls)
+            .field("statement_cache_size", &self.statement_cache_size)
+            .field("reset_query", &self.reset_query)
             .finish()
     }
 }

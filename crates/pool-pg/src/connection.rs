@@ -1,5 +1,6 @@
 //! [`PgConnection`]: a tokio-postgres client, the task that drives its
-//! socket, and what the pool knows about its session, owned together.
+//! socket, what the wire says about its session, and its prepared
+//! statements, owned together.
 //!
 //! tokio-postgres splits a connection in two: the `Client` that sends
 //! queries and the `Connection` future that does the I/O. The connector
@@ -10,12 +11,12 @@
 //!   once; nothing outlives the pooled connection. (The server sees the
 //!   socket close without a `Terminate` message, which PostgreSQL treats as
 //!   an ordinary disconnect, rolling back any open transaction.)
-//! * If a request was still in flight (its future was dropped: see
-//!   `session.rs`), dropping the connection also sends the server a cancel
-//!   request from a spawned task, bounded by the connect timeout. Without
-//!   it the server would run the abandoned query to completion (PostgreSQL
-//!   notices a closed socket only when it next writes to it). A failed
-//!   cancel is logged at `WARN` with target `pool_pg::connection`.
+//! * If a request was still in flight (the wire saw no `ReadyForQuery` for
+//!   it: see `wire.rs`), dropping the connection also sends the server a
+//!   cancel request from a spawned task, bounded by the connect timeout.
+//!   Without it the server would run the abandoned query to completion
+//!   (PostgreSQL notices a closed socket only when it next writes to it). A
+//!   failed cancel is logged at `WARN` with target `pool_pg::connection`.
 //! * When the task ends on its own with an error (the server terminated the
 //!   backend, the network failed), the error is logged at `WARN` with target
 //!   `pool_pg::connection` and counted in
@@ -23,32 +24,38 @@
 //!   it never vanishes. The client then reports
 //!   [`is_closed`](tokio_postgres::Client::is_closed), which the pool's free
 //!   `is_broken` check reads on every checkout and return.
+//! * The statements the pool runs itself (the liveness check, the session
+//!   check at connect, the settle probe, the session reset) are not the
+//!   caller's: they are subtracted from the wire's count for `max_queries`.
 
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::task::JoinHandle;
-use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{CancelToken, Client, Connection, Socket};
+use tokio_postgres::{CancelToken, Client, Connection, SimpleQueryMessage};
 
+use crate::cache::StatementCache;
+use crate::connect::Setup;
 use crate::error::describe;
-use crate::session::Session;
+use crate::wire::{Status, Unclean, Wire};
 
-/// A pooled PostgreSQL connection: tokio-postgres's [`Client`] plus
-/// statement counting and dirty tracking.
+/// A pooled PostgreSQL connection: tokio-postgres's [`Client`] (through
+/// `Deref`), a prepared-statement cache, and what the wire says about its
+/// session.
 ///
 /// ```no_run
 /// # async fn demo(pool: &pool_pg::PgPool) -> Result<(), Box<dyn std::error::Error>> {
 /// let mut conn = pool.acquire().await?;
+/// // Prepared once on this connection, then one round trip per run.
 /// let row = conn.query_one("SELECT $1::int4 + 1", &[&41]).await?;
 /// assert_eq!(row.get::<_, i32>(0), 42);
 ///
 /// let before = conn.statements();
-/// let tx = conn.transaction().await?; // a counting `PgTransaction`
+/// let tx = conn.transaction().await?; // tokio-postgres's own Transaction
 /// tx.execute("SELECT 1", &[]).await?;
 /// tx.commit().await?;
 /// assert_eq!(conn.statements() - before, 3); // BEGIN, SELECT 1, COMMIT
@@ -56,60 +63,51 @@ use crate::session::Session;
 /// # Ok(()) }
 /// ```
 ///
-/// # What counts
+/// # Everything is tracked
 ///
-/// The methods of this type that send SQL have the names and parameters of
-/// [`Client`]'s and count what they send ([`statements`](Self::statements)),
-/// which the pool compares with `max_queries` when the connection comes
-/// back: `prepare`, `prepare_typed`, `query`, `query_one`, `query_opt`,
-/// `query_raw`, `query_scalar`, `query_one_scalar`, `query_opt_scalar`,
-/// `query_typed`, `query_typed_one`, `query_typed_opt`, `query_typed_raw`,
-/// `execute`, `execute_typed`, `execute_raw` (one statement each),
-/// `simple_query`, `simple_query_raw`,
-/// `batch_execute` (one per non-empty `;`-separated statement; semicolons in
-/// quotes, dollar quotes, comments and `BEGIN ATOMIC` bodies do not count),
-/// and [`transaction`](Self::transaction) /
-/// [`build_transaction`](Self::build_transaction), which return a
-/// [`PgTransaction`](crate::PgTransaction) that counts the same way (its
-/// `BEGIN`, its statements, its `COMMIT` or `ROLLBACK`). The pool's own
-/// liveness check (`SELECT 1`) does not count.
+/// The pool reads the connection's protocol stream itself (see
+/// [`PgManager`](crate::PgManager)), so whatever path a request takes,
+/// this type's methods, the [`Client`] behind `Deref`, code generic over
+/// `tokio_postgres::GenericClient` (pass `&*conn` or
+/// [`client`](Self::client)), transactions, row streams, `COPY`, the pool
+/// knows:
 ///
-/// Statement methods accept a [`TrackedStatement`](crate::TrackedStatement):
-/// a `&str`, `&String` or prepared `Statement`, as with tokio-postgres.
+/// * how many statements the server finished
+///   ([`statements`](Self::statements), for `max_queries`);
+/// * whether a request is still running (a future or stream dropped before
+///   its end) or a transaction block is open when the connection comes
+///   back: the pool then lets what is queued finish (briefly, bounded) or
+///   closes it, and never hands it on unclean;
+/// * whether the server stopped taking writes (a demoted primary, a
+///   standby): the pool then evicts every connection.
 ///
-/// Everything else of `Client` (`cancel_token`, `is_closed`,
-/// `check_connection`, `copy_in`, `copy_out`, ...) is reachable through
-/// `Deref` and is neither counted nor tracked; so are requests sent through
-/// [`client`](Self::client) explicitly (`conn.client().query(..)`). The pool
-/// cannot protect the next caller from those: a `copy_in` abandoned
-/// mid-way, say, is not noticed.
+/// # Prepared statements
 ///
-/// # Dirty connections
+/// [`query`](Self::query), [`query_one`](Self::query_one),
+/// [`query_opt`](Self::query_opt), [`query_raw`](Self::query_raw),
+/// [`execute`](Self::execute) and [`execute_raw`](Self::execute_raw), given
+/// SQL text, prepare it once per connection and reuse the named statement
+/// (`POOL_STATEMENT_CACHE_SIZE`, default 256 per connection, least recently
+/// used out; 0 turns the cache off); [`prepare_cached`](Self::prepare_cached)
+/// does so explicitly, for use inside a transaction. Given a prepared
+/// [`Statement`](tokio_postgres::Statement), they run it as it is. The
+/// other `Client` methods (`query_typed`, `simple_query`, ..) are reached
+/// through `Deref` and cache nothing.
 ///
-/// A connection is [dirty](Self::is_dirty) when the next caller must not
-/// inherit it, and the pool closes it on return
-/// (`closed_by_reason.dirty`) instead of reusing it:
-///
-/// * a request is still in flight: its future was dropped before it
-///   completed (a `tokio::time::timeout`, a cancelled task); the server is
-///   sent a cancel request when the connection closes;
-/// * a transaction block is open: `BEGIN` / `START TRANSACTION` ran as SQL
-///   without a matching `COMMIT`, `ROLLBACK`, `END`, `ABORT` or
-///   `PREPARE TRANSACTION` (a [`PgTransaction`](crate::PgTransaction) that is
-///   dropped uncommitted is *not* dirty: tokio-postgres sends `ROLLBACK`
-///   ahead of anything the next caller runs);
-/// * a call containing transaction control failed, so whether a block is
-///   open is unknown (until a later `ROLLBACK` or `COMMIT` succeeds);
-/// * a transaction-control statement was prepared, so its later runs cannot
-///   be followed.
-///
-/// Closing is always safe: the server rolls back what the session left
-/// open. Session settings (`SET`, temporary tables, `LISTEN`, advisory
-/// locks) are not tracked and do carry over to the next caller.
+/// When a cached statement went stale (a table it reads was altered:
+/// SQLSTATE 0A000 "cached plan must not change result type", or the
+/// statement is gone: 26000), its entry is dropped, and the call is run
+/// again once if the connection is outside a transaction block (inside
+/// one, the transaction is aborted and the error is returned).
 pub struct PgConnection {
     pub(crate) client: Client,
-    /// What the pool knows about the session; see `session.rs`.
-    pub(crate) session: Session,
+    /// What the wire says about the session; see `wire.rs`.
+    pub(crate) wire: Arc<Wire>,
+    pub(crate) cache: Mutex<StatementCache>,
+    /// The cache is on (read without the lock).
+    pub(crate) cache_on: bool,
+    /// Statements the pool ran itself: not the caller's.
+    own_statements: u64,
     /// The task driving the socket; aborted on drop.
     task: JoinHandle<()>,
     /// Sends a cancel request for a request left in flight; taken on drop.
@@ -117,15 +115,13 @@ pub struct PgConnection {
 }
 
 impl PgConnection {
-    /// The client, also reachable through `Deref`. Requests sent through it
-    /// directly are neither counted nor tracked.
+    /// The client, also reachable through `Deref`: requests sent through it
+    /// are tracked like any other, but cache nothing.
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    /// The client, mutably, also reachable through `DerefMut`. Transactions
-    /// started on it directly are neither counted nor tracked: prefer
-    /// [`transaction`](Self::transaction).
+    /// The client, mutably, also reachable through `DerefMut`.
     pub fn client_mut(&mut self) -> &mut Client {
         &mut self.client
     }
@@ -142,17 +138,70 @@ impl PgConnection {
         self.task.abort_handle()
     }
 
-    /// How many statements this connection has sent through its counting
-    /// methods since it was opened (see [What counts](#what-counts)).
+    /// How many statements the server finished for the callers of this
+    /// connection since it was opened, successfully or not (its
+    /// `CommandComplete` and `ErrorResponse` messages). Preparing a
+    /// statement is not one; the pool's own checks are not counted.
     pub fn statements(&self) -> u64 {
-        self.session.statements()
+        self.wire.statements().saturating_sub(self.own_statements)
     }
 
-    /// Whether the pool will close this connection on return instead of
-    /// reusing it (see [Dirty connections](#dirty-connections)). Free: no
-    /// I/O.
+    /// How many prepared statements this connection's cache holds.
+    pub fn cached_statements(&self) -> usize {
+        self.cache.lock().len()
+    }
+
+    /// Whether the connection is, right now, in a state the next caller
+    /// must not inherit: a request in flight, a transaction block open, a
+    /// read-only session default of the caller's, or a server that
+    /// stopped taking writes. Free: no I/O.
     pub fn is_dirty(&self) -> bool {
-        self.session.dirt().is_some()
+        self.wire.unclean().is_some()
+    }
+
+    /// Why the connection may not be reused as it is, if it may not.
+    pub(crate) fn unclean(&self) -> Option<Unclean> {
+        if self.is_closed() {
+            return None;
+        }
+        self.wire.unclean()
+    }
+
+    /// Runs one of the pool's own simple-protocol requests, not counted as
+    /// the caller's.
+    pub(crate) async fn own_query(
+        &mut self,
+        sql: &str,
+    ) -> Result<Vec<SimpleQueryMessage>, tokio_postgres::Error> {
+        let before = self.wire.statements();
+        let result = self.client.simple_query(sql).await;
+        self.own_statements += self.wire.statements().saturating_sub(before);
+        result
+    }
+
+    /// Asks the server whether the session is read-only (`SHOW
+    /// transaction_read_only`), for servers that do not report it.
+    pub(crate) async fn ask_read_only(&mut self) -> Result<bool, tokio_postgres::Error> {
+        let messages = self.own_query("SHOW transaction_read_only").await?;
+        Ok(messages.iter().any(
+            |message| matches!(message, SimpleQueryMessage::Row(row) if row.get(0) == Some("on")),
+        ))
+    }
+
+    /// From now on, what the server finishes is the caller's.
+    pub(crate) fn start_counting(&mut self) {
+        self.own_statements = self.wire.statements();
+    }
+
+    /// Lets everything queued on the connection finish (an empty query
+    /// answers after all of it), so the wire tells the truth.
+    pub(crate) async fn flush(&mut self) -> Result<(), tokio_postgres::Error> {
+        self.own_query("").await.map(drop)
+    }
+
+    /// Whether the transaction status is idle (outside a block).
+    pub(crate) fn is_idle(&self) -> bool {
+        self.wire.status() == Status::Idle
     }
 }
 
@@ -172,7 +221,7 @@ impl DerefMut for PgConnection {
 
 impl Drop for PgConnection {
     fn drop(&mut self) {
-        if self.session.in_flight() {
+        if self.wire.in_flight() && !self.client.is_closed() {
             if let Some(cancel) = self.cancel.take() {
                 cancel(self.client.cancel_token());
             }
@@ -186,7 +235,8 @@ impl fmt::Debug for PgConnection {
         f.debug_struct("PgConnection")
             .field("closed", &self.is_closed())
             .field("statements", &self.statements())
-            .field("dirty", &self.session.dirt())
+            .field("unclean", &self.wire.unclean())
+            .field("cached_statements", &self.cached_statements())
             .finish_non_exhaustive()
     }
 }
@@ -203,18 +253,21 @@ pub(crate) struct TaskReport {
 /// Sends a cancel request for the connection the token belongs to.
 pub(crate) type Canceller = Box<dyn FnOnce(CancelToken) + Send + Sync>;
 
-/// Spawns the task that drives `connection` and pairs it with `client`;
-/// `cancel` is used if the connection is dropped with a request in flight.
+/// Spawns the task that drives `connection` and pairs it with `client`
+/// and its `wire`; `cancel` is used if the connection is dropped with a
+/// request in flight.
 pub(crate) fn spawn<S, T>(
     client: Client,
     connection: Connection<S, T>,
-    report: TaskReport,
+    wire: Arc<Wire>,
+    setup: &Setup,
     cancel: Canceller,
 ) -> PgConnection
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let report = setup.report.clone();
     let task = tokio::spawn(async move {
         // Cancel-safe: aborting drops the connection, which closes the socket.
         match connection.await {
@@ -237,54 +290,11 @@ where
     });
     PgConnection {
         client,
-        session: Session::default(),
+        wire,
+        cache: Mutex::new(StatementCache::new(setup.cache_size)),
+        cache_on: setup.cache_size > 0,
+        own_statements: 0,
         task,
         cancel: Some(cancel),
     }
-}
-
-/// A [`Canceller`] that connects through `tls` and gives up after `timeout`.
-/// It spawns on the current tokio runtime; without one (a connection
-/// dropped after its runtime shut down) there is nothing to send from, and
-/// the server finishes the abandoned request on its own.
-pub(crate) fn canceller<T>(tls: T, server: Arc<str>, timeout: Duration) -> Canceller
-where
-    T: MakeTlsConnect<Socket> + Send + Sync + 'static,
-    T::Stream: Send,
-    T::TlsConnect: Send,
-    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
-{
-    Box::new(move |token: CancelToken| {
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::debug!(
-                target: "pool_pg::connection",
-                server = %server,
-                "no tokio runtime to send a cancel request from; the server finishes the abandoned request on its own"
-            );
-            return;
-        };
-        // Detached on purpose: the outcome is logged, and the timeout
-        // bounds it.
-        drop(runtime.spawn(async move {
-            match tokio::time::timeout(timeout, token.cancel_query(tls)).await {
-                Ok(Ok(())) => tracing::debug!(
-                    target: "pool_pg::connection",
-                    server = %server,
-                    "sent a cancel request for a request abandoned mid-way"
-                ),
-                Ok(Err(error)) => tracing::warn!(
-                    target: "pool_pg::connection",
-                    server = %server,
-                    error = %describe(&error),
-                    "could not cancel a request abandoned mid-way; the server finishes it on its own"
-                ),
-                Err(_elapsed) => tracing::warn!(
-                    target: "pool_pg::connection",
-                    server = %server,
-                    timeout_ms = timeout.as_millis() as u64,
-                    "the cancel request for a request abandoned mid-way timed out; the server finishes it on its own"
-                ),
-            }
-        }));
-    })
 }

@@ -30,19 +30,32 @@ pub(crate) enum Operation {
     Connect,
     /// The liveness check, `SELECT 1`.
     Validate,
+    /// The `after_connect` hook on a new connection.
+    AfterConnect,
+}
+
+/// What failed underneath a [`PgError`].
+#[derive(Debug)]
+pub(crate) enum Cause {
+    /// tokio-postgres: TLS, startup, authentication, a query.
+    Postgres(tokio_postgres::Error),
+    /// The pool's own socket: resolving, connecting, the session check.
+    Io(io::Error),
 }
 
 /// A failed connect or liveness check of a [`PgManager`](crate::PgManager).
 ///
 /// Its `Display` is the whole story (see the module docs); `source()` is the
-/// [`tokio_postgres::Error`].
+/// [`tokio_postgres::Error`] or, for a failure of the socket itself
+/// (resolving, connecting, a server that does not match
+/// `target_session_attrs`), the [`io::Error`].
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct PgError {
     operation: Operation,
     /// `host:port (database "..", user "..")`; never the password.
     server: Arc<str>,
-    error: tokio_postgres::Error,
+    error: Cause,
 }
 
 impl PgError {
@@ -51,6 +64,10 @@ impl PgError {
         server: Arc<str>,
         error: tokio_postgres::Error,
     ) -> Self {
+        Self::from_cause(operation, server, Cause::Postgres(error))
+    }
+
+    pub(crate) fn from_cause(operation: Operation, server: Arc<str>, error: Cause) -> Self {
         Self {
             operation,
             server,
@@ -58,19 +75,26 @@ impl PgError {
         }
     }
 
-    /// The tokio-postgres error.
-    pub fn postgres(&self) -> &tokio_postgres::Error {
-        &self.error
+    /// The tokio-postgres error, unless the pool's socket itself failed.
+    pub fn postgres(&self) -> Option<&tokio_postgres::Error> {
+        match &self.error {
+            Cause::Postgres(error) => Some(error),
+            Cause::Io(_) => None,
+        }
     }
 
-    /// The tokio-postgres error, by value.
-    pub fn into_postgres(self) -> tokio_postgres::Error {
-        self.error
+    /// The tokio-postgres error, by value, unless the pool's socket itself
+    /// failed.
+    pub fn into_postgres(self) -> Option<tokio_postgres::Error> {
+        match self.error {
+            Cause::Postgres(error) => Some(error),
+            Cause::Io(_) => None,
+        }
     }
 
     /// The SQLSTATE the server sent, if the server refused.
     pub fn code(&self) -> Option<&SqlState> {
-        self.error.code()
+        self.postgres().and_then(tokio_postgres::Error::code)
     }
 
     /// Whether a new attempt may succeed. `false` for authentication and
@@ -82,7 +106,10 @@ impl PgError {
     /// reset connections, timeouts, a server shutting down or starting up
     /// (57P0x), too many connections (53300), connection exceptions (08xxx).
     pub fn is_retryable(&self) -> bool {
-        is_retryable(&self.error)
+        match &self.error {
+            Cause::Postgres(error) => is_retryable(error),
+            Cause::Io(error) => error.kind() != io::ErrorKind::InvalidInput,
+        }
     }
 
     /// Whether the failure says the server is not there at all: the TCP
@@ -92,15 +119,20 @@ impl PgError {
     /// connections, a server starting up, a timeout) only after
     /// `RECOVERY_FAILURE_THRESHOLD` failures in a row.
     pub fn is_server_down(&self) -> bool {
-        let io_kind = self
-            .error
-            .source()
-            .and_then(|source| source.downcast_ref::<io::Error>())
-            .map(io::Error::kind);
         matches!(
-            io_kind,
+            self.io_kind(),
             Some(io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound)
         )
+    }
+
+    fn io_kind(&self) -> Option<io::ErrorKind> {
+        match &self.error {
+            Cause::Io(error) => Some(error.kind()),
+            Cause::Postgres(error) => error
+                .source()
+                .and_then(|source| source.downcast_ref::<io::Error>())
+                .map(io::Error::kind),
+        }
     }
 
     /// Whether this was the liveness check rather than a connect.
@@ -114,9 +146,21 @@ impl fmt::Display for PgError {
         match self.operation {
             Operation::Connect => write!(f, "could not connect to {}: ", self.server)?,
             Operation::Validate => write!(f, "SELECT 1 failed on {}: ", self.server)?,
+            Operation::AfterConnect => {
+                write!(f, "the after_connect hook failed on {}: ", self.server)?
+            }
         }
-        write!(f, "{}", describe(&self.error))?;
-        if let Some(hint) = hint(&self.error) {
+        let hint = match &self.error {
+            Cause::Postgres(error) => {
+                write!(f, "{}", describe(error))?;
+                hint(error)
+            }
+            Cause::Io(error) => {
+                write!(f, "{error}")?;
+                io_hint(error)
+            }
+        };
+        if let Some(hint) = hint {
             write!(f, "; {hint}")?;
         }
         Ok(())
@@ -125,7 +169,10 @@ impl fmt::Display for PgError {
 
 impl std::error::Error for PgError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.error)
+        match &self.error {
+            Cause::Postgres(error) => Some(error),
+            Cause::Io(error) => Some(error),
+        }
     }
 }
 
@@ -188,25 +235,41 @@ fn hint(error: &tokio_postgres::Error) -> Option<&'static str> {
             _ => return None,
         });
     }
-    let io_kind = error
+    if let Some(hint) = error
         .source()
         .and_then(|source| source.downcast_ref::<io::Error>())
-        .map(io::Error::kind);
-    match io_kind {
-        Some(io::ErrorKind::ConnectionRefused) => {
+        .and_then(io_hint)
+    {
+        return Some(hint);
+    }
+    if describe(error).ends_with("password missing") {
+        Some(
+            "the server asks for a password: add it to DATABASE_URL (postgres://user:password@host:5432/dbname)",
+        )
+    } else if error.to_string() == "invalid configuration" {
+        Some("fix the connection settings in DATABASE_URL")
+    } else {
+        None
+    }
+}
+
+/// What to change after a failure of the socket itself.
+fn io_hint(error: &io::Error) -> Option<&'static str> {
+    match error.kind() {
+        io::ErrorKind::ConnectionRefused => {
             Some("check that PostgreSQL is running and listens on this host and port")
         }
-        Some(io::ErrorKind::TimedOut) => Some(
+        io::ErrorKind::NotFound if error.to_string().contains(".s.PGSQL.") => Some(
+            "no server socket in that directory: check that PostgreSQL is running and the host directory and port in DATABASE_URL",
+        ),
+        io::ErrorKind::TimedOut => Some(
             "the host did not answer; check the address and any firewall, or raise POOL_CREATE_TIMEOUT_MS",
         ),
-        _ if describe(error).contains("failed to lookup address") => {
-            Some("check the host name in DATABASE_URL")
-        }
-        _ if describe(error).ends_with("password missing") => Some(
-            "the server asks for a password: add it to DATABASE_URL (postgres://user:password@host:5432/dbname)",
+        io::ErrorKind::PermissionDenied if error.to_string().contains("does not allow writes") => Some(
+            "the server is read-only (a standby or a demoted primary); list the primary in DATABASE_URL, or use target_session_attrs=any",
         ),
-        _ if error.to_string() == "invalid configuration" => {
-            Some("fix the connection settings in DATABASE_URL")
+        _ if error.to_string().contains("failed to lookup address") => {
+            Some("check the host name in DATABASE_URL")
         }
         _ => None,
     }

@@ -31,21 +31,29 @@
 //!
 //! # Design
 //!
-//! * [`PgManager`] opens a connection with `tokio_postgres::Config::connect`
-//!   inside the pool's `create_timeout`, spawns the connection's I/O future
-//!   as a task, and hands out a [`PgConnection`] that owns client and task
-//!   together (dropping it aborts the task). A task that ends with an error
-//!   is logged (target `pool_pg::connection`) and counted, never dropped
-//!   silently. Liveness is `SELECT 1`; the free broken-check is
-//!   `Client::is_closed`. Authentication failures and unknown databases are
-//!   not retried.
-//! * [`PgConnection`] has the query methods of `tokio_postgres::Client`
-//!   (and [`PgTransaction`] those of `Transaction`) and counts the
-//!   statements they send, for `max_queries`. It also knows when it is
-//!   *dirty*: returned with a request still running (its future was dropped
-//!   by a timeout or a cancelled task) or inside a transaction. The pool
-//!   closes a dirty connection instead of handing it to the next caller,
-//!   and cancels the abandoned request on the server.
+//! * [`PgManager`] opens each connection's socket itself (the URL's hosts
+//!   in order, `target_session_attrs` from the parameters the server
+//!   reports), inside the pool's `create_timeout`, hands it to
+//!   tokio-postgres (`Config::connect_raw`), spawns the connection's I/O
+//!   future as a task, and hands out a [`PgConnection`] that owns client
+//!   and task together (dropping it aborts the task). A task that ends with
+//!   an error is logged (target `pool_pg::connection`) and counted, never
+//!   dropped silently. Liveness is `SELECT 1`. Authentication failures and
+//!   unknown databases are not retried.
+//! * **The session is read from the wire.** The socket is wrapped (above
+//!   TLS) in a reader of the protocol's message framing, so whatever path a
+//!   request takes (the connection's methods, `Deref` to the `Client`,
+//!   `GenericClient` code, transactions, row streams) the pool knows the
+//!   statements the server finished (for `max_queries`), whether a request
+//!   is still in flight, whether a transaction block is open, and whether
+//!   the server stopped taking writes. A connection returned unclean is
+//!   given a moment to finish what is queued (a dropped transaction's
+//!   `ROLLBACK`), then reused or closed (an abandoned request is cancelled
+//!   on the server); it is never handed to the next caller unclean.
+//! * **Prepared statements are cached** per connection:
+//!   `conn.query(sql, ..)` and friends prepare `sql` once and reuse it, one
+//!   round trip per run instead of two (`POOL_STATEMENT_CACHE_SIZE`,
+//!   default 256; 0 = off, e.g. behind PgBouncer in transaction mode).
 //! * [`PgConfig`] checks the database URL and the `POOL_*` settings when it
 //!   is built and reports every problem at once; connections get an
 //!   `application_name`, TCP keepalives, a TCP connect timeout and a
@@ -90,34 +98,39 @@
 //! | `POOL_LEAK_DETECTION_TIMEOUT_MS` | [`leak_detection_timeout`](PoolConfig::leak_detection_timeout) | [30000](DEFAULT_LEAK_DETECTION_TIMEOUT) (30 s); 0 = off |
 //! | `POOL_LEAK_DETECTION_TIMEOUT` | the same, in whole seconds: an alias kept for configurations written for it; not with the `_MS` one | 30 |
 //! | `POOL_LEAK_BACKTRACE` | [`leak_backtrace`](PoolConfig::leak_backtrace) | `false` |
+//! | `POOL_STATEMENT_CACHE_SIZE` | [`statement_cache_size`](PgConfig::statement_cache_size) | [256](DEFAULT_STATEMENT_CACHE_SIZE); 0 = off |
+//! | `POOL_RESET_QUERY` | [`reset_query`](PgConfig::reset_query) | none |
 
-mod client;
+mod cache;
 mod config;
+mod connect;
 mod connection;
 mod error;
 mod manager;
 mod pool;
+mod query;
 mod routing;
-mod session;
-mod sql;
+mod socket;
 mod tls;
-mod transaction;
 mod url;
+mod wire;
 
-pub use client::TrackedStatement;
+pub use cache::DEFAULT_STATEMENT_CACHE_SIZE;
 pub use config::{
     PgConfig, DEFAULT_APPLICATION_NAME, DEFAULT_KEEPALIVES_IDLE, DEFAULT_KEEPALIVES_INTERVAL,
-    DEFAULT_KEEPALIVES_RETRIES, DEFAULT_TCP_USER_TIMEOUT,
+    DEFAULT_KEEPALIVES_RETRIES, DEFAULT_TCP_USER_TIMEOUT, MAX_STATEMENT_CACHE_SIZE,
+    POOL_PG_VARIABLES,
 };
 pub use connection::PgConnection;
 pub use error::PgError;
-pub use manager::PgManager;
+pub use manager::{AfterConnect, HookFuture, PgManager, SETTLE_TIMEOUT};
 pub use pool::{Error, PgPool, PgPoolExt, PgPooledConnection};
+pub use query::SqlOrStatement;
 pub use routing::{
     ReadWritePools, ReadWriteStatistics, DATABASE_REPLICA_URL, DEFAULT_READ_FALLBACK,
 };
+pub use socket::PgSocket;
 pub use tls::{PgTls, PgTlsConnect, PgTlsStream, SslMode, UnknownSslMode};
-pub use transaction::{PgTransaction, PgTransactionBuilder};
 pub use url::{redact_url, DATABASE_URL};
 
 /// Metric names of the `metrics` feature (see its module doc).

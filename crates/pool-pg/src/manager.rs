@@ -6,35 +6,64 @@
 //!   which bounds only the TCP handshake of each address, is set to the
 //!   same value when the user did not set one, so a blackholed SYN fails as
 //!   a clean connect error rather than only as the pool's timeout.
+//!   The pool opens the socket itself and reads the protocol on it
+//!   (`connect.rs`, `wire.rs`), so it knows each connection's session
+//!   whatever path the caller's requests take.
 //! * The connection's I/O future is spawned as a task owned by the pooled
 //!   [`PgConnection`]: see `connection.rs`.
 //! * **Validate** is `SELECT 1` over the simple protocol (pool-core bounds
 //!   it with `validation_timeout`); it does not count toward `max_queries`.
-//!   **is_broken** is the free `Client::is_closed`.
-//! * **is_dirty** and **statements** read what the pooled connection
-//!   tracked (see `session.rs`): a connection returned with a request in
-//!   flight or inside a transaction is closed, never reused, and one that
-//!   ran `max_queries` statements is retired. A dirty return is logged with
-//!   target `pool_pg::connection`: at `WARN` when the caller's code should
-//!   change (a transaction left open), at `DEBUG` for an abandoned request
-//!   (a timeout or cancellation, which is ordinary).
+//!   **is_broken** (checkout) is `Client::is_closed` or an unclean wire.
+//! * **verdict** reads the wire: a clean connection is reused (its
+//!   statements counted for `max_queries`); a server that stopped taking
+//!   writes evicts the pool; a connection with a request in flight or a
+//!   transaction block open is *settled* first: an empty query is sent
+//!   behind whatever is queued, and once it answers (within
+//!   [`SETTLE_TIMEOUT`]) the wire says whether the connection is clean (a
+//!   dropped transaction's `ROLLBACK` went through) or not (the caller left
+//!   a transaction open: closed, `WARN`; a request still running: closed,
+//!   cancelled on the server, `DEBUG`). With
+//!   [`reset_on_return`](PgManager::reset_on_return), every return is
+//!   settled and runs the reset.
 //! * **is_retryable** follows [`PgError::is_retryable`]: a wrong password is
 //!   reported at once instead of being retried until the deadline.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use pool_core::{ForceClose, Manager, Verdict, DEFAULT_CREATE_TIMEOUT};
+use tokio_postgres::config::SslMode as WireMode;
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::{Config, Socket};
+use tokio_postgres::{Config, NoTls};
 
+use crate::cache::DEFAULT_STATEMENT_CACHE_SIZE;
 use crate::config::apply_connection_defaults;
-use crate::connection::{canceller, spawn, PgConnection, TaskReport};
-use crate::error::{Operation, PgError};
-use crate::session::Dirt;
+use crate::connect::{connect, Setup};
+use crate::connection::{PgConnection, TaskReport};
+use crate::error::{Cause, Operation, PgError};
+use crate::socket::{PgSocket, SocketOptions};
 use crate::tls::PgTls;
 use crate::url::{redacted_url_of, servers, shown_name};
+use crate::wire::Unclean;
+
+/// How long a returned connection may take to finish what is still queued
+/// on it (the `ROLLBACK` of a dropped transaction, the rest of a dropped
+/// row stream, an answer still on the wire) before it is closed and the
+/// request cancelled on the server: 250 ms. (The pool bounds every settle
+/// by `validation_timeout` too.)
+pub const SETTLE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The future an [`AfterConnect`] hook returns.
+pub type HookFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a>>;
+
+/// A hook run on every new connection before the pool uses it (e.g.
+/// `SET search_path`); see [`PgManager::after_connect`].
+pub type AfterConnect = Arc<dyn for<'a> Fn(&'a mut PgConnection) -> HookFuture<'a> + Send + Sync>;
 
 /// The pool's [`Manager`] for PostgreSQL over tokio-postgres, generic over
 /// the TLS connector ([`PgTls`] by default: the libpq `sslmode`s, see
@@ -62,6 +91,13 @@ pub struct PgManager<T = PgTls> {
     server: Arc<str>,
     /// Connection tasks that ended with an error.
     connection_errors: Arc<AtomicU64>,
+    /// What every connection shares (see `connect.rs`).
+    setup: Setup,
+    /// Run on every return before the connection goes idle.
+    reset: Option<Arc<str>>,
+    after_connect: Option<AfterConnect>,
+    /// Failed `after_connect` hooks and session resets.
+    hook_failures: Arc<AtomicU64>,
 }
 
 impl PgManager<PgTls> {
@@ -82,11 +118,14 @@ impl PgManager<PgTls> {
 
 impl<T> PgManager<T> {
     /// A manager connecting through `tls`: a [`PgTls`], or any other
-    /// tokio-postgres connector such as a `postgres_openssl::MakeTlsConnector`.
-    /// A `PgTls` sets `config`'s `ssl_mode` to match its mode (so
-    /// `verify-full` can never fall back to plain text); with another
-    /// connector, `config`'s `ssl_mode` decides whether TLS is used. Fills
-    /// in the same defaults as [`new`](PgManager::new).
+    /// tokio-postgres connector over a [`PgSocket`] (connectors generic
+    /// over the stream, such as `NoTls`, `tokio-postgres-rustls` and
+    /// `postgres-openssl`, are). A `PgTls` sets `config`'s `ssl_mode` to
+    /// match its mode (so `verify-full` can never fall back to plain
+    /// text); with another connector, `config`'s `ssl_mode` decides
+    /// whether TLS is used (`prefer` with `NoTls` connects in plain text
+    /// without asking). Fills in the same defaults as
+    /// [`new`](PgManager::new).
     pub fn with_tls(config: Config, tls: T) -> Self
     where
         T: 'static,
@@ -94,25 +133,90 @@ impl<T> PgManager<T> {
         Self::with_create_timeout(config, tls, DEFAULT_CREATE_TIMEOUT)
     }
 
-    pub(crate) fn with_create_timeout(
-        mut config: Config,
-        tls: T,
-        create_timeout: std::time::Duration,
-    ) -> Self
+    pub(crate) fn with_create_timeout(mut config: Config, tls: T, create_timeout: Duration) -> Self
     where
         T: 'static,
     {
         apply_connection_defaults(&mut config, create_timeout);
-        if let Some(tls) = (&tls as &dyn std::any::Any).downcast_ref::<PgTls>() {
+        let any = &tls as &dyn std::any::Any;
+        if let Some(tls) = any.downcast_ref::<PgTls>() {
             tls.fit(&mut config);
+        } else if any.is::<NoTls>() && config.get_ssl_mode() == WireMode::Prefer {
+            // What tokio-postgres does for a connector without TLS, which
+            // the pool's wrapper cannot ask (see `wire/tap.rs`).
+            config.ssl_mode(WireMode::Disable);
         }
-        let server = describe_server(&config);
+        let server: Arc<str> = Arc::from(describe_server(&config));
+        let connection_errors = Arc::new(AtomicU64::new(0));
+        let setup = Setup {
+            server: Arc::clone(&server),
+            report: TaskReport {
+                server: Arc::clone(&server),
+                errors: Arc::clone(&connection_errors),
+            },
+            options: SocketOptions::of(&config),
+            cache_size: DEFAULT_STATEMENT_CACHE_SIZE,
+            cancel_timeout: config
+                .get_connect_timeout()
+                .copied()
+                .unwrap_or(DEFAULT_CREATE_TIMEOUT),
+        };
         Self {
             config,
             tls,
-            server: Arc::from(server),
-            connection_errors: Arc::new(AtomicU64::new(0)),
+            server,
+            connection_errors,
+            setup,
+            reset: None,
+            after_connect: None,
+            hook_failures: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Sets how many prepared statements each connection caches (see
+    /// [`PgConnection`#prepared-statements]); 0 turns the cache off.
+    /// Default [256](crate::DEFAULT_STATEMENT_CACHE_SIZE); from the
+    /// environment, `POOL_STATEMENT_CACHE_SIZE`. Turn it off behind
+    /// PgBouncer in transaction mode before 1.21 (see
+    /// `docs/high-availability.md`).
+    pub fn statement_cache_size(mut self, statements: usize) -> Self {
+        self.setup.cache_size = statements;
+        self
+    }
+
+    /// Runs `sql` (simple protocol, e.g. `DISCARD ALL`, or `RESET ALL;
+    /// SELECT pg_advisory_unlock_all()`) on every returned connection
+    /// before it goes idle, within `validation_timeout`, for services that
+    /// change session state (`SET`, temporary tables, advisory locks). A
+    /// connection whose reset fails or times out is closed (logged at
+    /// `WARN`, counted in [`hook_failures`](Self::hook_failures)). It costs
+    /// a round trip on every return; `DISCARD ALL` also empties the
+    /// statement cache. From the environment, `POOL_RESET_QUERY`.
+    pub fn reset_on_return(mut self, sql: impl Into<String>) -> Self {
+        let sql = sql.into();
+        self.reset = (!sql.trim().is_empty()).then(|| Arc::from(sql));
+        self
+    }
+
+    /// Runs `hook` on every new connection before the pool uses it, within
+    /// `create_timeout` (the connect's own budget). Its statements are not
+    /// counted toward `max_queries`. A failing hook fails the connect: it
+    /// is logged, counted in [`hook_failures`](Self::hook_failures), and
+    /// retried like any failed connect.
+    ///
+    /// ```
+    /// # fn demo(manager: pool_pg::PgManager) -> pool_pg::PgManager {
+    /// manager.after_connect(|conn| {
+    ///     Box::pin(async move { conn.batch_execute("SET search_path TO app, public").await })
+    /// })
+    /// # }
+    /// ```
+    pub fn after_connect<F>(mut self, hook: F) -> Self
+    where
+        F: for<'a> Fn(&'a mut PgConnection) -> HookFuture<'a> + Send + Sync + 'static,
+    {
+        self.after_connect = Some(Arc::new(hook));
+        self
     }
 
     /// The connection settings in use, defaults included.
@@ -134,96 +238,150 @@ impl<T> PgManager<T> {
     pub fn connection_errors(&self) -> u64 {
         self.connection_errors.load(Ordering::Relaxed)
     }
+
+    /// How many `after_connect` hooks and session resets failed (each was
+    /// logged at `WARN` with target `pool_pg::connection`).
+    pub fn hook_failures(&self) -> u64 {
+        self.hook_failures.load(Ordering::Relaxed)
+    }
+
+    /// Logs why a returned connection is closed.
+    fn log_closing(&self, why: Unclean) {
+        if why.is_misuse() {
+            tracing::warn!(
+                target: "pool_pg::connection",
+                server = %self.server,
+                "closing a returned connection: {}",
+                why.describe()
+            );
+        } else {
+            tracing::debug!(
+                target: "pool_pg::connection",
+                server = %self.server,
+                "closing a returned connection: {}",
+                why.describe()
+            );
+        }
+    }
+
+    /// The verdict on a connection whose wire is settled.
+    fn judge(&self, conn: &PgConnection) -> Verdict {
+        if conn.is_closed() {
+            return Verdict::Broken;
+        }
+        match conn.unclean() {
+            None => Verdict::Reuse {
+                statements: conn.statements(),
+            },
+            Some(Unclean::ServerLost(why)) => {
+                Verdict::ServerLost(format!("{}: {why}", self.server))
+            }
+            Some(why) => {
+                self.log_closing(why);
+                Verdict::Dirty
+            }
+        }
+    }
+
+    fn hook_failed(&self, what: &str, error: &dyn fmt::Display) {
+        self.hook_failures.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            target: "pool_pg::connection",
+            server = %self.server,
+            error = %error,
+            "{what} failed; closing the connection"
+        );
+    }
 }
 
 impl<T> Manager for PgManager<T>
 where
-    T: MakeTlsConnect<Socket> + Clone + Send + Sync + 'static,
+    T: MakeTlsConnect<PgSocket> + Clone + Send + Sync + 'static,
     T::Stream: Send,
     T::TlsConnect: Send,
-    <T::TlsConnect as TlsConnect<Socket>>::Future: Send,
+    <T::TlsConnect as TlsConnect<PgSocket>>::Future: Send,
 {
     type Connection = PgConnection;
     type Error = PgError;
 
     async fn create(&self) -> Result<PgConnection, PgError> {
         // Cancel-safe: dropped mid-way (create_timeout), the half-open
-        // socket is dropped with the future; no task was spawned yet.
-        let (client, connection) = self
-            .config
-            .connect(self.tls.clone())
-            .await
-            .map_err(|error| PgError::new(Operation::Connect, Arc::clone(&self.server), error))?;
-        let report = TaskReport {
-            server: Arc::clone(&self.server),
-            errors: Arc::clone(&self.connection_errors),
-        };
-        let cancel_timeout = self
-            .config
-            .get_connect_timeout()
-            .copied()
-            .unwrap_or(DEFAULT_CREATE_TIMEOUT);
-        let cancel = canceller(self.tls.clone(), Arc::clone(&self.server), cancel_timeout);
-        Ok(spawn(client, connection, report, cancel))
+        // socket or the spawned connection is dropped with the future.
+        let mut conn = connect(&self.config, &self.tls, &self.setup).await?;
+        if let Some(hook) = &self.after_connect {
+            if let Err(error) = hook(&mut conn).await {
+                let error = PgError::from_cause(
+                    Operation::AfterConnect,
+                    Arc::clone(&self.server),
+                    Cause::Postgres(error),
+                );
+                self.hook_failed("the after_connect hook", &error);
+                return Err(error);
+            }
+            conn.start_counting();
+        }
+        Ok(conn)
     }
 
     async fn validate(&self, conn: &mut PgConnection) -> Result<(), PgError> {
         // Cancel-safe: pool-core closes a connection whose check was dropped.
-        // Through the bare client: the pool's own check is not a statement
-        // of the caller's and must not count toward `max_queries`.
-        conn.client()
-            .simple_query("SELECT 1")
+        // The pool's own check is not a statement of the caller's.
+        conn.own_query("SELECT 1")
             .await
             .map(drop)
             .map_err(|error| PgError::new(Operation::Validate, Arc::clone(&self.server), error))
     }
 
     fn is_broken(&self, conn: &mut PgConnection) -> bool {
-        conn.is_closed()
+        conn.is_closed() || conn.unclean().is_some()
     }
 
     fn verdict(&self, conn: &mut PgConnection) -> Verdict {
-        let closed = conn.is_closed();
-        let Some(dirt) = conn.session.dirt() else {
-            return if closed {
-                Verdict::Broken
-            } else {
-                Verdict::Reuse {
-                    statements: conn.statements(),
-                }
-            };
-        };
-        if !closed {
-            if dirt.is_misuse() {
-                tracing::warn!(
-                    target: "pool_pg::connection",
-                    server = %self.server,
-                    "closing a returned connection: {}",
-                    dirt.describe()
-                );
-            } else {
-                tracing::debug!(
-                    target: "pool_pg::connection",
-                    server = %self.server,
-                    "closing a returned connection: {}",
-                    dirt.describe()
-                );
+        if conn.is_closed() {
+            return Verdict::Broken;
+        }
+        match conn.unclean() {
+            // What is queued may finish in a moment (a dropped transaction's
+            // ROLLBACK, the rest of a dropped stream, a ReadyForQuery still
+            // on the wire): `settle` lets it, briefly.
+            Some(Unclean::InFlight | Unclean::InTransaction) => Verdict::Settle,
+            None if self.reset.is_some() => Verdict::Settle,
+            _ => self.judge(conn),
+        }
+    }
+
+    async fn settle(&self, conn: &mut PgConnection) -> Verdict {
+        if matches!(
+            conn.unclean(),
+            Some(Unclean::InFlight | Unclean::InTransaction)
+        ) {
+            // Everything queued before the probe answers before it.
+            // Cancel-safe: dropped mid-way, the probe stays in flight and
+            // the connection is closed with a cancel request.
+            if tokio::time::timeout(SETTLE_TIMEOUT, conn.flush())
+                .await
+                .is_err()
+            {
+                self.log_closing(Unclean::InFlight);
+                return Verdict::Dirty;
             }
         }
-        // A read-only refusal outside a read-only transaction of the
-        // caller's own means the server is (now) a standby or a demoted
-        // primary: every connection to it is as unfit for writes as this
-        // one. A terminated session (57P0x) is not enough: a single
-        // `pg_terminate_backend` says nothing of the others, and a real
-        // shutdown closes their sockets, which the pool's sweep finds.
-        match dirt {
-            Dirt::ReadOnlyServer => Verdict::ServerLost(format!(
-                "{} refused a write as read-only (SQLSTATE 25006): demoted or failed over",
-                self.server
-            )),
-            _ if closed => Verdict::Broken,
-            _ => Verdict::Dirty,
+        if let Some(reset) = &self.reset {
+            if conn.unclean().is_none() {
+                if let Err(error) = conn.own_query(reset).await {
+                    self.hook_failed(
+                        "the session reset (POOL_RESET_QUERY)",
+                        &crate::error::describe(&error),
+                    );
+                    return if conn.is_closed() {
+                        Verdict::Broken
+                    } else {
+                        Verdict::Dirty
+                    };
+                }
+            }
         }
+        self.judge(conn)
     }
 
     fn force_closer(&self, conn: &PgConnection) -> Option<ForceClose> {
@@ -248,6 +406,9 @@ impl<T> fmt::Debug for PgManager<T> {
             .field("keepalives", &self.config.get_keepalives())
             .field("keepalives_idle", &self.config.get_keepalives_idle())
             .field("tcp_user_timeout", &self.config.get_tcp_user_timeout())
+            .field("statement_cache_size", &self.setup.cache_size)
+            .field("reset_on_return", &self.reset)
+            .field("after_connect", &self.after_connect.is_some())
             .field("connection_errors", &self.connection_errors())
             .finish_non_exhaustive()
     }

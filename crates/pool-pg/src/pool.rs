@@ -10,9 +10,9 @@
 
 use std::future::Future;
 
+use crate::socket::PgSocket as Socket;
 use pool_core::{Pool, PoolConfig, PoolError, PooledConnection};
 use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
-use tokio_postgres::Socket;
 
 use crate::config::PgConfig;
 use crate::error::PgError;

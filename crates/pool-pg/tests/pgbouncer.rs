@@ -11,7 +11,8 @@
 //! another server connection ("prepared statement "s0" does not exist").
 //! Safe: `query_typed`/`execute_typed` (an unnamed statement, one round
 //! trip), `simple_query`/`batch_execute`, and anything inside
-//! `conn.transaction()`. See `docs/high-availability.md`.
+//! `conn.transaction()`, with the pool's statement cache off
+//! (`POOL_STATEMENT_CACHE_SIZE=0`). See `docs/high-availability.md`.
 //!
 //! These tests skip (with a message saying how to install it) only when
 //! the `pgbouncer` binary is missing; CI installs it.
@@ -25,7 +26,7 @@ use std::time::Duration;
 use common::{connect, start_db_with_password, url_with_app, wait_until, WAIT};
 use pg_tempdb::{PgBouncer, TempDb};
 use pool_pg::tokio_postgres::types::Type;
-use pool_pg::{PgPool, PoolConfig};
+use pool_pg::{PgConfig, PgPool, PoolConfig};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 
@@ -65,11 +66,23 @@ async fn transaction_mode_serves_sixteen_tasks_of_typed_queries_and_transactions
     let db = start_db_with_password();
     create_table(&db);
     let bouncer = start_bouncer(&db);
-    let config = PoolConfig::default()
+    // The statement cache off, as PgBouncer before 1.21 needs: a cached
+    // statement lives on one server connection, and the next transaction
+    // may run on another.
+    let mut config = PgConfig::from_iter([
+        (
+            "DATABASE_URL",
+            url_with_app(&bouncer.url(), "bouncer-load").as_str(),
+        ),
+        ("POOL_STATEMENT_CACHE_SIZE", "0"),
+    ])
+    .expect("the configuration");
+    config.pool = config
+        .pool
         .min_size(2)
         .max_size(8)
         .acquire_timeout(Duration::from_secs(5));
-    let pool = connect(&url_with_app(&bouncer.url(), "bouncer-load"), config).await;
+    let pool = config.build().await.expect("build the pool");
 
     let tasks: Vec<JoinHandle<Result<(), String>>> = (0..TASKS)
         .map(|task| {
@@ -101,6 +114,7 @@ async fn transaction_mode_serves_sixteen_tasks_of_typed_queries_and_transactions
                     conn.batch_execute("SELECT 1; SELECT 2")
                         .await
                         .map_err(|e| format!("batch: {e}"))?;
+                    assert_eq!(conn.cached_statements(), 0, "the cache is off");
                 }
                 Ok(())
             })

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use common::{capture_logs, small_pool, start_db, wait_until, MARGIN};
 use pg_tempdb::TempDb;
-use pool_pg::tokio_postgres::{IsolationLevel, SimpleQueryMessage};
+use pool_pg::tokio_postgres::{GenericClient, IsolationLevel, SimpleQueryMessage};
 use pool_pg::{
     Manager, PgConnection, PgPool, PgPoolExt, PoolConfig, Verdict, DEFAULT_APPLICATION_NAME,
 };
@@ -85,27 +85,37 @@ async fn statements_sent_through_the_connection_are_counted() {
     conn.simple_query("SELECT 1").await.unwrap();
     conn.batch_execute("SELECT 1; SELECT 2").await.unwrap();
     assert_eq!(conn.statements(), 5);
+    // Preparing is not a statement; running the prepared one is.
     let statement = conn.prepare("SELECT $1::int4").await.unwrap();
     conn.query_one(&statement, &[&7_i32]).await.unwrap();
-    assert_eq!(conn.statements(), 7);
-    // Semicolons in strings, dollar quotes and comments do not split.
+    assert_eq!(conn.statements(), 6);
+    // The server's own count: no text is read.
     conn.batch_execute("SELECT ';'; /* ; */ SELECT $$;$$ -- ;\n;")
         .await
         .unwrap();
-    assert_eq!(conn.statements(), 9);
+    assert_eq!(conn.statements(), 8);
     let tx = conn.transaction().await.unwrap();
     tx.execute("SELECT 1", &[]).await.unwrap();
     tx.commit().await.unwrap();
-    assert_eq!(conn.statements(), 12, "BEGIN, the statement, COMMIT");
+    assert_eq!(conn.statements(), 11, "BEGIN, the statement, COMMIT");
+    // Every path is counted: the bare client, generic code, a failure.
+    conn.client().query("SELECT 1", &[]).await.unwrap();
+    generic_select(&**conn).await;
+    conn.batch_execute("SELECT 1/0").await.unwrap_err();
+    assert_eq!(
+        conn.statements(),
+        14,
+        "the client, GenericClient, the error"
+    );
     assert_eq!(
         pool.manager().verdict(&mut conn),
-        Verdict::Reuse { statements: 12 },
+        Verdict::Reuse { statements: 14 },
         "the manager's verdict carries the count for max_queries"
     );
     drop(conn);
 
     let conn = pool.acquire().await.unwrap();
-    assert_eq!(conn.statements(), 12, "validated, not counted");
+    assert_eq!(conn.statements(), 14, "validated, not counted");
     let stats = pool.statistics();
     assert!(stats.validations >= 1, "{stats:?}");
     assert_eq!(stats.connections_closed, 0, "{stats:?}");
@@ -147,9 +157,6 @@ async fn a_connection_dropped_mid_query_is_closed_and_its_query_cancelled() {
     assert!(timeout(Duration::from_millis(200), slow).await.is_err());
     assert!(conn.is_dirty());
     drop(conn);
-    let stats = pool.statistics();
-    assert_eq!(stats.closed_by_reason.dirty, 1, "{stats:?}");
-    assert_eq!(stats.idle_connections, 0, "{stats:?}");
 
     let started = Instant::now();
     let conn = timeout(MARGIN * 2, pool.acquire())
@@ -159,6 +166,12 @@ async fn a_connection_dropped_mid_query_is_closed_and_its_query_cancelled() {
     assert!(started.elapsed() < MARGIN * 2);
     assert_ne!(backend_pid(&conn).await, abandoned);
     assert!(!conn.is_dirty());
+    // It was given SETTLE_TIMEOUT to finish, then closed, never reused.
+    wait_until("the abandoned connection is closed", || {
+        pool.statistics().closed_by_reason.dirty == 1
+    })
+    .await;
+    assert_eq!(pool.statistics().idle_connections, 0);
 
     // Closing sent a cancel request: the server stops the query at once
     // instead of sleeping out its 30 s.
@@ -219,14 +232,15 @@ async fn a_connection_left_inside_a_transaction_is_closed_never_reused() {
         }
         assert!(conn.is_dirty(), "{way}");
         drop(conn);
+
+        // One connection: the next caller waits until the return settled.
+        let conn = pool.acquire().await.unwrap();
         let stats = pool.statistics();
         assert_eq!(
             stats.closed_by_reason.dirty,
             done as u64 + 1,
             "{way}: {stats:?}"
         );
-
-        let conn = pool.acquire().await.unwrap();
         assert_ne!(backend_pid(&conn).await, pid, "{way}: a fresh backend");
         assert!(
             !in_transaction(&conn).await,
@@ -304,10 +318,10 @@ async fn a_transaction_committed_rolled_back_or_dropped_leaves_the_connection_cl
         .await
         .unwrap();
     drop(tx);
-    assert!(!conn.is_dirty());
+    // The ROLLBACK is queued: the return lets it through before judging.
     drop(conn);
 
-    // Ended in SQL: followed from the text.
+    // Ended in SQL: the server's status says so.
     let conn = pool.acquire().await.unwrap();
     assert_eq!(
         backend_pid(&conn).await,
@@ -333,6 +347,14 @@ async fn a_transaction_committed_rolled_back_or_dropped_leaves_the_connection_cl
     let stats = pool.statistics();
     assert_eq!(stats.closed_by_reason.dirty, 0, "{stats:?}");
     assert_eq!(stats.connections_closed, 0, "{stats:?}");
+}
+
+/// Code written against tokio-postgres's `GenericClient`.
+async fn generic_select(client: &impl GenericClient) {
+    client
+        .query_one("SELECT 1", &[])
+        .await
+        .expect("SELECT 1 through GenericClient");
 }
 
 /// Builds a pool of three warm connections and terminates their backends.

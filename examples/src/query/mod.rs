@@ -42,8 +42,9 @@ mod statement;
 
 use std::time::{Duration, Instant};
 
+use pool_pg::tokio_postgres::Transaction;
 use pool_pg::tokio_postgres::{self, Statement};
-use pool_pg::{PgPool, PgTransaction};
+use pool_pg::PgPool;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
@@ -250,7 +251,7 @@ pub async fn run_read_only(
 /// Prepares `sql`; re-prepares it with text casts when a column has a type
 /// [`pgjson`] does not decode and the query can be wrapped.
 async fn prepare(
-    tx: &mut PgTransaction<'_>,
+    tx: &mut Transaction<'_>,
     sql: &str,
 ) -> Result<(Statement, bool), tokio_postgres::Error> {
     let statement = tx.prepare(sql).await?;
