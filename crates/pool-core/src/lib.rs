@@ -52,6 +52,7 @@
 //! # }).unwrap();
 //! ```
 
+mod acquire_span;
 mod checkout;
 mod clock;
 mod config;
