@@ -91,12 +91,15 @@
 //! | `POOL_LEAK_DETECTION_TIMEOUT` | the same, in whole seconds: an alias kept for configurations written for it; not with the `_MS` one | 30 |
 //! | `POOL_LEAK_BACKTRACE` | [`leak_backtrace`](PoolConfig::leak_backtrace) | `false` |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod client;
 mod config;
 mod connection;
 mod error;
 mod manager;
 mod pool;
+mod readme;
 mod routing;
 mod session;
 mod sql;
