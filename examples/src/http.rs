@@ -21,8 +21,9 @@
 //! Configuration: `HTTP_ADDR` (default [`DEFAULT_ADDR`]; port 0 picks a free
 //! port), `DATABASE_URL` and `POOL_*` as everywhere ([`Database::start`]),
 //! `HTTP_LOG_FILE` (default stderr) and `RUST_LOG`. The Prometheus recorder
-//! is installed before the pool is built (the pool registers its metrics
-//! when it is built). The first line on stdout
+//! is installed before the pool is built, so its counters count from the
+//! start (a pool built first would record from the install on). The first
+//! line on stdout
 //! is `listening on http://<address>`, so a script or a test can find the
 //! port.
 //!
@@ -162,7 +163,7 @@ async fn run() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Before the pool is built: the pool registers its metrics in build().
+    // Before the pool is built, so the counters count from its start.
     let exporter = match Exporter::install() {
         Ok(exporter) => exporter,
         Err(error) => {

@@ -25,4 +25,5 @@ pub mod mcp;
 pub mod metrics;
 pub mod pgjson;
 pub mod query;
+mod readme;
 pub mod signals;

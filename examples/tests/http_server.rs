@@ -14,6 +14,7 @@ use common::{
     assert_no_password, collect_stderr, database, exit_status, next_line, sigterm, spawn,
     stdout_lines, stop, READ_TIMEOUT,
 };
+use examples::metrics::prometheus_name;
 use pg_tempdb::TempDb;
 use pool_pg::metrics::{
     CONNECTION_COUNT, CONNECTION_MAX, CREATED, CREATE_TIME, PENDING_REQUESTS, POOL_HEALTH,
@@ -28,7 +29,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_http_server");
 /// The pool's name (`POOL_NAME`): the `pool` label and log field.
 const POOL: &str = "orders-api";
 /// The `pool` label of every series.
-const POOL_LABEL: &str = "pool=\"orders-api\"";
+const POOL_LABEL: &str = "db_client_connection_pool_name=\"orders-api\"";
 /// Concurrent requests of the load phase.
 const LOAD: usize = 200;
 
@@ -120,6 +121,7 @@ async fn start(db: &TempDb) -> (Child, SocketAddr) {
 /// The value of the one sample of `metric` whose labels contain all of
 /// `labels`.
 fn sample(text: &str, metric: &str, labels: &[&str]) -> f64 {
+    let metric = prometheus_name(metric);
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .filter(|line| {
@@ -133,6 +135,7 @@ fn sample(text: &str, metric: &str, labels: &[&str]) -> f64 {
 /// The `q` quantile of histogram `metric` of our pool, interpolated within
 /// its buckets as PromQL's `histogram_quantile` does.
 fn quantile(text: &str, metric: &str, q: f64) -> f64 {
+    let metric = prometheus_name(metric);
     let prefix = format!("{metric}_bucket{{{POOL_LABEL},le=\"");
     let buckets: Vec<(f64, f64)> = text
         .lines()
@@ -240,7 +243,11 @@ async fn health_queries_and_metrics_are_served_and_sigterm_drains_gracefully() {
     assert_eq!(sample(text, TIMEOUTS, &[POOL_LABEL]), 0.0);
     assert_eq!(sample(text, CONNECTION_MAX, &[POOL_LABEL]), 4.0);
     assert_eq!(
-        sample(text, CONNECTION_COUNT, &[POOL_LABEL, "state=\"used\""]),
+        sample(
+            text,
+            CONNECTION_COUNT,
+            &[POOL_LABEL, "db_client_connection_state=\"used\""]
+        ),
         0.0
     );
     assert_eq!(sample(text, PENDING_REQUESTS, &[POOL_LABEL]), 0.0);
@@ -257,13 +264,13 @@ async fn health_queries_and_metrics_are_served_and_sigterm_drains_gracefully() {
         0.0
     );
     assert!(
-        text.contains(&format!("# TYPE {WAIT_TIME} histogram")),
+        text.contains(&format!("# TYPE {} histogram", prometheus_name(WAIT_TIME))),
         "{text}"
     );
     // Every series of the pool carries its name, from POOL_NAME.
     for line in text
         .lines()
-        .filter(|l| l.starts_with("db_client_connection"))
+        .filter(|l| l.starts_with("db_client_connection") || l.starts_with("pool_core"))
     {
         assert!(line.contains(POOL_LABEL), "no {POOL_LABEL}: {line}");
     }

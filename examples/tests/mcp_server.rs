@@ -210,11 +210,11 @@ async fn the_health_resource_is_the_pools_health_check_and_sigterm_exits_cleanly
     let text = metrics["result"]["contents"][0]["text"].as_str().unwrap();
     // No POOL_NAME: the pool is named `default`, in every series.
     assert!(
-        text.contains("db_client_connection_max{pool=\"default\"} 4"),
+        text.contains("db_client_connection_max{db_client_connection_pool_name=\"default\"} 4"),
         "{text}"
     );
     assert!(
-        text.contains("# TYPE db_client_connection_wait_time_seconds histogram"),
+        text.contains("# TYPE db_client_connection_wait_time histogram"),
         "{text}"
     );
 

@@ -35,6 +35,7 @@ use std::panic::Location;
 use tokio::sync::oneshot;
 use tokio::time::Sleep;
 
+use crate::acquire_span;
 use crate::guard::PooledConnection;
 use crate::health;
 use crate::idle::Conn;
@@ -103,6 +104,8 @@ impl<M: Manager> Pool<M> {
             FastPath::Done(guard) => return Ok(guard),
             FastPath::Continue(head_start, site) => (head_start, site),
         };
+        // Costs one check unless a subscriber wants it (`acquire_span.rs`).
+        let span = acquire_span::new(&shared.config.name);
         // One reading of the pool's clock; tokio's is read only if this
         // caller ever needs a timer of its own.
         let started_us = shared.now_us();
@@ -123,6 +126,7 @@ impl<M: Manager> Pool<M> {
         // own timer does, armed the first time it is needed.
         let mut timer: Option<Pin<Box<Sleep>>> = None;
         let result = std::future::poll_fn(|cx| {
+            let _in_span = span.enter();
             if let Poll::Ready(result) = checkout.as_mut().poll(cx) {
                 return Poll::Ready(result);
             }
@@ -147,6 +151,10 @@ impl<M: Manager> Pool<M> {
         })
         .await;
         cancelled.disarm();
+        acquire_span::record(&span, &result, || {
+            shared.now_us().saturating_sub(started_us)
+        });
+        let _in_span = span.enter();
         match result {
             Ok(guard) => Ok(guard),
             Err(PoolError::Timeout(error)) => {
@@ -249,6 +257,7 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
         if on_checkout(&shared.manager, &mut conn, now_us, shared.generation()).is_none()
             && !needs_validation(shared, &conn, now_us)
         {
+            acquire_span::fast_path(&shared.config.name);
             return FastPath::Done(PooledConnection::new(conn, permit, now_us, site, None));
         }
         head_start.conn = Some(conn);

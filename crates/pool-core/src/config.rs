@@ -77,7 +77,8 @@ pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
 #[non_exhaustive]
 pub struct PoolConfig {
     /// The pool's name in logs (the `pool` field of every event),
-    /// statistics and metrics (the `pool` label). Default `"default"`;
+    /// statistics and metrics (the `db.client.connection.pool.name`
+    /// attribute). Default `"default"`;
     /// 1 to 64 characters from `A-Z a-z 0-9 _ - .`, so it is safe as a
     /// label and in a log line. Name each pool when a service has several
     /// (e.g. `primary`, `replica`). Variable: `POOL_NAME`.

@@ -224,7 +224,7 @@ pub(crate) fn check<M: Manager>(shared: &Shared<M>) -> HealthStatus {
 
 /// Moves `HEALTHY`/`DEGRADED`/`UNHEALTHY` to match `verdict`.
 fn follow_verdict<M: Manager>(shared: &Shared<M>, verdict: &HealthStatus) {
-    shared.publish_gauges(Some(verdict.status));
+    shared.publish_metrics(Some(verdict.status));
     let current = shared.state.get();
     if !current.follows_health() {
         return;

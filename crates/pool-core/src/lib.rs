@@ -52,6 +52,9 @@
 //! # }).unwrap();
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod acquire_span;
 mod checkout;
 mod clock;
 mod config;
@@ -71,6 +74,7 @@ pub mod metrics;
 mod open;
 mod phase;
 mod pool;
+mod readme;
 mod reconnect;
 mod recovery;
 mod recycle;

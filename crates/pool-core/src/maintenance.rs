@@ -129,7 +129,7 @@ async fn run_guarded<M: Manager>(shared: &Arc<Shared<M>>) {
 /// (and tests) can drive it directly.
 pub(crate) async fn run_once<M: Manager>(shared: &Arc<Shared<M>>) {
     shared.ledger.stats.maintenance_runs.incr();
-    shared.publish_gauges(None);
+    shared.publish_metrics(None);
     if shared.sweep_requested.swap(false, Ordering::AcqRel) {
         sweep(shared).await;
     }

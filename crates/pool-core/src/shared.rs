@@ -26,6 +26,7 @@ use crate::error::ConnectionError;
 use crate::idle::{Conn, IdleQueue};
 use crate::ledger::Ledger;
 use crate::manager::Manager;
+use crate::metrics::Totals;
 use crate::recovery::Recovery;
 use crate::report::ShutdownReport;
 use crate::retire::RetireReason;
@@ -189,15 +190,24 @@ impl<M: Manager> Shared<M> {
             .is_some_and(|suspect_at| last_used_us / 1000 <= suspect_at)
     }
 
-    /// Republishes the metric gauges from fresh readings (see `metrics.rs`
-    /// on why): on every health verdict, snapshot and maintenance round.
-    pub(crate) fn publish_gauges(&self, health: Option<HealthState>) {
-        let metrics = &self.ledger.stats.metrics;
+    /// Republishes the metric gauges from fresh readings, and the rare
+    /// events' totals (see `metrics.rs` on why): on every health verdict,
+    /// snapshot and maintenance round.
+    pub(crate) fn publish_metrics(&self, health: Option<HealthState>) {
+        let stats = &self.ledger.stats;
+        let metrics = &stats.metrics;
         metrics.connections(self.ledger.gauges.read());
         metrics.pending(|| self.semaphore.waiting());
         if let Some(verdict) = health {
             metrics.health(verdict);
         }
+        metrics.totals(|| Totals {
+            leaks_reported: stats.leaks_reported.get(),
+            leaks_suspected: self.ledger.seats.totals().suspected,
+            acquire_errors: stats.acquire_errors.get(),
+            manager_panics: stats.manager_panics.get(),
+            background_restarts: stats.background_restarts.get(),
+        });
     }
 
     /// Microseconds since build (`clock.rs`): the hot path reads the clock
@@ -235,7 +245,7 @@ impl<M: Manager> Shared<M> {
     }
 
     pub(crate) fn statistics(&self) -> Statistics {
-        self.publish_gauges(None);
+        self.publish_metrics(None);
         let now_ms = self.now_ms();
         self.ledger.stats.snapshot(SnapshotContext {
             pool: self.config.name.clone(),

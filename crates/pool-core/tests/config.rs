@@ -312,25 +312,3 @@ fn the_seconds_spelling_of_the_leak_timeout_is_an_alias_and_not_both() {
         "{err}"
     );
 }
-
-#[test]
-fn the_configuration_doc_lists_exactly_the_pool_variables() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/configuration.md");
-    let Ok(doc) = std::fs::read_to_string(path) else {
-        eprintln!("skipped: {path} is not here (outside the workspace)");
-        return;
-    };
-    // The second column of the settings table names the variable.
-    let documented: std::collections::BTreeSet<&str> = doc
-        .lines()
-        .filter(|line| line.starts_with("| `"))
-        .filter_map(|line| line.split('|').nth(2))
-        .map(|cell| cell.trim().trim_matches('`'))
-        .filter(|cell| cell.starts_with("POOL_"))
-        .collect();
-    let known: std::collections::BTreeSet<&str> = POOL_VARIABLES.iter().copied().collect();
-    assert_eq!(
-        documented, known,
-        "docs/configuration.md's table and POOL_VARIABLES differ"
-    );
-}

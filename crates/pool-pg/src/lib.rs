@@ -101,6 +101,8 @@
 //! | `POOL_STATEMENT_CACHE_SIZE` | [`statement_cache_size`](PgConfig::statement_cache_size) | [256](DEFAULT_STATEMENT_CACHE_SIZE); 0 = off |
 //! | `POOL_RESET_QUERY` | [`reset_query`](PgConfig::reset_query) | none |
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 mod cache;
 mod config;
 mod connect;
@@ -109,6 +111,7 @@ mod error;
 mod manager;
 mod pool;
 mod query;
+mod readme;
 mod routing;
 mod socket;
 mod tls;

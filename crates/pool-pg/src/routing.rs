@@ -25,7 +25,10 @@
 //! Configuration: [`from_env`](ReadWritePools::from_env) reads
 //! `DATABASE_URL` (the primary, or every host), the optional
 //! [`DATABASE_REPLICA_URL`], and `POOL_*` (both pools get the same
-//! settings). A `DATABASE_URL` that lists several hosts with
+//! settings, but their names: `<POOL_NAME>.primary` and
+//! `<POOL_NAME>.replica`, so their metrics, statistics and log events stay
+//! apart; the name with its suffix must still fit the 64 characters of a
+//! pool name). A `DATABASE_URL` that lists several hosts with
 //! `target_session_attrs=prefer-standby` (which tokio-postgres 0.7 does not
 //! accept by itself) needs no second URL: the same hosts are used by both
 //! pools, `read-write` for writes and `read-only` for reads.
@@ -47,6 +50,11 @@ pub const DATABASE_REPLICA_URL: &str = "DATABASE_REPLICA_URL";
 /// read little more than that once (the pool then turns reads away at
 /// once while it is `RECOVERING`).
 pub const DEFAULT_READ_FALLBACK: Duration = Duration::from_millis(500);
+
+/// The suffix of the primary pool's name (`<name>.primary`).
+pub(crate) const PRIMARY_SUFFIX: &str = "primary";
+/// The suffix of the replica pool's name (`<name>.replica`).
+pub(crate) const REPLICA_SUFFIX: &str = "replica";
 
 /// The `target_session_attrs` value that asks for both pools at once.
 pub(crate) const PREFER_STANDBY: &str = "target_session_attrs=prefer-standby";
@@ -108,7 +116,8 @@ impl ReadWritePools {
     }
 
     /// Builds the primary pool from `primary_url` and, if given, the
-    /// replica pool from `replica_url`, both with `config`. A
+    /// replica pool from `replica_url`, both with `config`, named
+    /// `<name>.primary` and `<name>.replica` after `config.name`. A
     /// `prefer-standby` URL without a replica URL builds both from it (see
     /// the module docs). A replica pool whose warm-up fails (no standby up
     /// now) is built empty instead, so it connects once a standby is up.
@@ -246,16 +255,25 @@ impl ReadWritePools {
     }
 }
 
-/// The two configurations for `connect`.
+/// `pool`, named `<name>.<role>`.
+fn named(pool: &PoolConfig, role: &str) -> PoolConfig {
+    let name = format!("{}.{role}", pool.name);
+    pool.clone().name(name)
+}
+
+/// The two configurations for `connect`, named `<name>.primary` and
+/// `<name>.replica`.
 fn configs(
     primary_url: &str,
     replica_url: Option<&str>,
     pool: PoolConfig,
 ) -> Result<(PgConfig, Option<PgConfig>), ConfigError> {
+    let (primary_pool, replica_pool) = (named(&pool, PRIMARY_SUFFIX), named(&pool, REPLICA_SUFFIX));
     match (without_prefer_standby(primary_url), replica_url) {
         (Some(url), None) => {
-            let mut primary = PgConfig::new(&url, pool)?;
+            let mut primary = PgConfig::new(&url, primary_pool)?;
             let mut replicas = primary.clone();
+            replicas.pool = replica_pool;
             primary
                 .database
                 .target_session_attrs(TargetSessionAttrs::ReadWrite);
@@ -265,13 +283,13 @@ fn configs(
             Ok((primary, Some(replicas)))
         }
         (Some(url), Some(replica_url)) => Ok((
-            PgConfig::new(&url, pool.clone())?,
-            Some(PgConfig::new(replica_url, pool)?),
+            PgConfig::new(&url, primary_pool)?,
+            Some(PgConfig::new(replica_url, replica_pool)?),
         )),
         (None, replica_url) => Ok((
-            PgConfig::new(primary_url, pool.clone())?,
+            PgConfig::new(primary_url, primary_pool)?,
             replica_url
-                .map(|url| PgConfig::new(url, pool))
+                .map(|url| PgConfig::new(url, replica_pool))
                 .transpose()?,
         )),
     }
@@ -338,6 +356,45 @@ mod tests {
             TargetSessionAttrs::ReadOnly
         );
         assert_eq!(replicas.database.get_hosts().len(), 2);
+    }
+
+    #[test]
+    fn the_two_pools_are_named_apart_so_their_metrics_do_not_collide() {
+        let config = PoolConfig::default().name("orders");
+        for (primary_url, replica_url) in [
+            (
+                "postgres://app@h1,h2/db?target_session_attrs=prefer-standby",
+                None,
+            ),
+            ("postgres://app@h1/db", Some("postgres://app@h2/db")),
+            (
+                "postgres://app@h1,h2/db?target_session_attrs=prefer-standby",
+                Some("postgres://app@h3/db"),
+            ),
+        ] {
+            let (primary, replicas) = configs(primary_url, replica_url, config.clone()).unwrap();
+            assert_eq!(primary.pool.name, "orders.primary", "{primary_url}");
+            assert_eq!(
+                replicas.unwrap().pool.name,
+                "orders.replica",
+                "{primary_url}"
+            );
+        }
+        let (primary, _) = configs("postgres://app@h1/db", None, config).unwrap();
+        assert_eq!(primary.pool.name, "orders.primary");
+    }
+
+    #[test]
+    fn a_name_too_long_for_its_suffix_is_a_configuration_error() {
+        let name = "n".repeat(pool_core::MAX_NAME_LEN);
+        let config = PoolConfig::default().name(name);
+        let Err(err) = configs("postgres://app@h1/db", None, config) else {
+            panic!(
+                "a name of {} characters fits .primary",
+                pool_core::MAX_NAME_LEN
+            );
+        };
+        assert!(err.to_string().contains("POOL_NAME"), "{err}");
     }
 
     #[test]

@@ -249,7 +249,7 @@ async fn a_pgbouncer_restart_under_load_costs_only_transient_errors_and_the_pool
         );
         assert!(
             log.iter()
-                .all(|r| r.outcome.as_ref().err().map_or(true, |e| e != "hang")),
+                .all(|r| r.outcome.as_ref().err().is_none_or(|e| e != "hang")),
             "a request hung: {log:?}"
         );
         failed += log.iter().filter(|r| r.outcome.is_err()).count();

@@ -66,7 +66,13 @@ async fn reads_go_to_the_standby_and_writes_to_the_primary() {
     }
     let statistics = pools.statistics();
     assert_eq!(statistics.reads_on_primary, 0, "{statistics:?}");
-    assert!(statistics.replicas.is_some());
+    // Named apart (POOL_NAME is unset: `default`), so their metrics and
+    // log events do not merge.
+    assert_eq!(statistics.primary.pool, "default.primary");
+    assert_eq!(
+        statistics.replicas.map(|r| r.pool).as_deref(),
+        Some("default.replica")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

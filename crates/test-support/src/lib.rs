@@ -66,6 +66,21 @@ impl LogCapture {
         (capture, guard)
     }
 
+    /// Like [`scoped`](Self::scoped), at `max_level` and above, and each
+    /// span's close too, as a line with its name and every field recorded
+    /// into it (`pool.acquire{pool=a outcome="acquired" ...}: ... close`).
+    pub fn scoped_with_spans(max_level: tracing::Level) -> (LogCapture, DefaultGuard) {
+        let capture = LogCapture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(capture.clone())
+            .with_max_level(max_level)
+            .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
+            .with_ansi(false)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (capture, guard)
+    }
+
     /// Captures every event (TRACE and above) of the whole test binary,
     /// from every thread and task: the global subscriber, installed on the
     /// first call; later calls return the same capture.

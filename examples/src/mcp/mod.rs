@@ -11,8 +11,8 @@
 //!    [`DEFAULT_LOG_FILE`]; `-` for stderr). Stdout carries the protocol and
 //!    nothing else: one JSON-RPC 2.0 message per line.
 //! 2. **Metrics recorder, then the pool.** The Prometheus recorder
-//!    ([`Exporter::install`]) comes first, because the pool registers its
-//!    metrics when it is built. Then the pool from the environment
+//!    ([`Exporter::install`]) comes first, so the pool's counters count
+//!    from its build. Then the pool from the environment
 //!    ([`Database::start`]): `DATABASE_URL` and
 //!    `POOL_*`, or a throwaway PostgreSQL when `DATABASE_URL` is unset. A bad
 //!    configuration fails fast: the actionable message on stderr, exit code
@@ -102,7 +102,7 @@ pub fn main() -> ExitCode {
 async fn run() -> ExitCode {
     let mut signal = ShutdownSignal::install();
     tracing::info!(target: "examples::mcp", pid = std::process::id(), "MCP server starting");
-    // Before the pool is built: the pool registers its metrics in build().
+    // Before the pool is built, so the counters count from its start.
     let exporter = match Exporter::install() {
         Ok(exporter) => exporter,
         Err(error) => {

@@ -67,7 +67,7 @@ impl PoolServer {
                 .with_mime_type("application/json"),
             Resource::new(METRICS_URI, "connection-pool-metrics")
                 .with_title("Connection pool metrics")
-                .with_description("The pool's Prometheus metrics (db_client_connection_*, labelled pool): connection counts, wait/use/create time histograms, timeouts, closes by reason, state and health.")
+                .with_description("The pool's Prometheus metrics (db_client_connection_* and pool_core_*, labelled db_client_connection_pool_name): connection counts, wait/use/create time histograms, timeouts, closes by reason, state and health.")
                 .with_mime_type("text/plain"),
         ]
     }
