@@ -38,10 +38,12 @@ usage: baseline [--out PATH] [--compare BASELINE] [--tolerance FRACTION]
                 [--skip-postgres] [--quick] [--only TEXT] [--note TEXT]
 
   --out PATH            where to write the JSON (default:
-                        performance_baselines/connection_pool_baseline.json,
-                        or $CARGO_TARGET_DIR (default target)/
-                        baseline-compare.json with --compare);
-                        a .md with the same tables is written beside it
+                        performance_baselines/connection_pool_baseline.json
+                        for a full run; under $CARGO_TARGET_DIR (default
+                        target), baseline-compare.json with --compare and
+                        baseline-partial.json with --only, --quick or
+                        --skip-postgres); a .md with the same tables is
+                        written beside it
   --compare BASELINE    rerun with BASELINE's settings and flag every ratio
                         that moved the wrong way by more than the tolerance;
                         measure each flagged case again (--confirm); exit 1
@@ -139,15 +141,22 @@ impl Args {
             .any(|&tasks| self.selects(&cases::cached_key(&pg::case_name(cached::SIZE, tasks))))
     }
 
-    /// Where to write: `--out`, else the checked-in baseline, or in compare
-    /// mode `$CARGO_TARGET_DIR/baseline-compare.json` (`target/` by
-    /// default; never the baseline itself).
+    /// Where to write: `--out`, else the checked-in baseline for a full
+    /// run; in compare mode `$CARGO_TARGET_DIR/baseline-compare.json`
+    /// (`target/` by default), for a partial run (`--only`, `--quick`,
+    /// `--skip-postgres`) `$CARGO_TARGET_DIR/baseline-partial.json`: only a
+    /// full run ever replaces the baseline.
     fn out(&self) -> PathBuf {
+        let in_target = |name: &str| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+                .join(name)
+        };
+        let partial = self.only.is_some() || self.quick || self.skip_postgres;
         match (&self.out, &self.compare) {
             (Some(out), _) => out.clone(),
-            (None, Some(_)) => std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| PathBuf::from("target"), PathBuf::from)
-                .join("baseline-compare.json"),
+            (None, Some(_)) => in_target("baseline-compare.json"),
+            (None, None) if partial => in_target("baseline-partial.json"),
             (None, None) => PathBuf::from(BASELINE_PATH),
         }
     }
