@@ -3,8 +3,8 @@
 //! id = $1`, the id changing every operation) through our `PgPool`, a
 //! dedicated floor of clients with the statement prepared once,
 //! deadpool-postgres with the uncached `&str` path and with
-//! `prepare_cached`, and sqlx with its defaults and without its checkout
-//! ping (`benches/src/cached.rs` says what each one calls). Pool of 8, 1
+//! `prepare_cached`, and sqlx with its defaults and without its ping on
+//! checkout (`benches/src/cached.rs` says what each one calls). Pool of 8, 1
 //! and 8 tasks; the baseline runner adds 64 tasks.
 //!
 //! As in `postgres.rs`, one criterion iteration is one operation and the
@@ -63,7 +63,13 @@ fn prepared(c: &mut Criterion) {
             tasks,
         );
         bench_contender(&mut group, &rt, "sqlx", &set.sqlx, tasks);
-        bench_contender(&mut group, &rt, "sqlx_no_ping", &set.sqlx_no_ping, tasks);
+        bench_contender(
+            &mut group,
+            &rt,
+            "sqlx_no_acquire_ping",
+            &set.sqlx_no_acquire_ping,
+            tasks,
+        );
         group.finish();
     }
     // The pools close on the runtime, and the runtime (with every

@@ -32,17 +32,23 @@
 //!   .max_connections(8).min_connections(8)` and nothing else,
 //!   `sqlx::query(QUERY).bind(id).fetch_one(&pool)`: its idiomatic path,
 //!   a checkout per `fetch_one`, the statement from its default
-//!   per-connection cache (100 statements). Its shipped default
-//!   `test_before_acquire = true` sends a Sync and waits for the server's
-//!   `ReadyForQuery` on **every checkout**: one extra round trip, like bb8's
-//!   `test_on_check_out` in [`pg`](crate::pg). Measured as shipped.
-//! * **sqlx_no_ping**: the same with `test_before_acquire(false)`, so the
-//!   statement cache is compared without that round trip too. Not a
-//!   contender of the goals; reported beside them.
+//!   per-connection cache (100 statements). Two more round trips per
+//!   operation come with it (sqlx-core 0.8.6, `pool/inner.rs` and
+//!   `pool/connection.rs`): its shipped default `test_before_acquire =
+//!   true` sends a Sync and waits for the server's `ReadyForQuery` on
+//!   **every checkout**, before the query (like bb8's `test_on_check_out`
+//!   in [`pg`](crate::pg)); and dropping the connection spawns a task that
+//!   does the same **on every return**, unconditionally, before the
+//!   connection is idle again. The caller does not wait for the second, but
+//!   the connection is busy with it, so it costs throughput once all 8 are
+//!   in use. Measured as shipped.
+//! * **sqlx_no_acquire_ping**: the same with `test_before_acquire(false)`:
+//!   no ping on checkout; the one on return stays (no option turns it
+//!   off). Not a contender of the goals; reported beside them.
 //!
 //! Every row is checked (its id must be the one asked for) after the
-//! connection went back, the same for everyone: sqlx's `fetch_one(&pool)`
-//! has given its connection back by the time it returns the row.
+//! connection was handed back, the same for everyone: `fetch_one(&pool)`
+//! has dropped sqlx's connection by the time it returns the row.
 //!
 //! All contenders connect to one [`TempDb`] over TCP on 127.0.0.1 without
 //! TLS: 5 pools of 8 connections (the two deadpool contenders share one).
@@ -268,7 +274,7 @@ impl CachedSqlx {
     /// Builds a pool of [`SIZE`] (`min_connections = max_connections`) and
     /// opens all its connections (sqlx opens those beyond the first in the
     /// background). With `test_before_acquire` false, checkout sends no
-    /// ping; true is sqlx's default.
+    /// ping (return still does); true is sqlx's default.
     pub async fn build(db: &TempDb, test_before_acquire: bool) -> Result<Self, OpError> {
         let size = u32::try_from(SIZE)?;
         let mut connect = PgConnectOptions::new_without_pgpass()
@@ -315,8 +321,8 @@ pub struct CachedSet {
     pub deadpool_cached: CachedDeadpool,
     /// sqlx with its defaults (a ping on every checkout).
     pub sqlx: CachedSqlx,
-    /// sqlx with `test_before_acquire(false)`.
-    pub sqlx_no_ping: CachedSqlx,
+    /// sqlx with `test_before_acquire(false)` (still a ping on return).
+    pub sqlx_no_acquire_ping: CachedSqlx,
 }
 
 impl CachedSet {
@@ -335,7 +341,7 @@ impl CachedSet {
             deadpool_query: CachedDeadpool::on(&deadpool, DeadpoolPath::Query),
             deadpool_cached: CachedDeadpool::on(&deadpool, DeadpoolPath::PrepareCached),
             sqlx: CachedSqlx::build(db, true).await?,
-            sqlx_no_ping: CachedSqlx::build(db, false).await?,
+            sqlx_no_acquire_ping: CachedSqlx::build(db, false).await?,
         })
     }
 }

@@ -249,7 +249,7 @@ impl Bench {
                 runner("deadpool_query", &set.deadpool_query),
                 runner("deadpool_cached", &set.deadpool_cached),
                 runner("sqlx", &set.sqlx),
-                runner("sqlx_no_ping", &set.sqlx_no_ping),
+                runner("sqlx_no_acquire_ping", &set.sqlx_no_acquire_ping),
             ];
             let plan = Plan {
                 tasks,

@@ -172,7 +172,7 @@ const PEER_SUFFIXES: [&str; 6] = [
     "/ops_vs_deadpool_query",
     "/ops_vs_deadpool_cached",
     "/ops_vs_sqlx",
-    "/ops_vs_sqlx_no_ping",
+    "/ops_vs_sqlx_no_acquire_ping",
 ];
 const FLOOR_SUFFIXES: [&str; 3] = [
     "/ops_vs_floor",

@@ -135,7 +135,7 @@ pub(crate) struct PostgresReport {
 /// The prepared-statement part (issue 14): a repeated parameterised
 /// single-row query, pool of 8, ours against a dedicated prepared client,
 /// deadpool-postgres (`query(&str)` and `prepare_cached`) and sqlx (with
-/// and without its checkout ping). See `benches/src/cached.rs`.
+/// and without its ping on checkout). See `benches/src/cached.rs`.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct CachedReport {
     pub(crate) server_version: String,
@@ -146,7 +146,7 @@ pub(crate) struct CachedReport {
 /// The peers of the prepared-statement goals, with the least throughput
 /// ratio (ours over theirs) each must reach in every case; `None`: the
 /// goal holds at 1 task only. Every one of them also bounds our p99
-/// (ours over theirs at most 1.0). `sqlx_no_ping` is reported, not a goal.
+/// (ours over theirs at most 1.0). `sqlx_no_acquire_ping` is reported, not a goal.
 pub(crate) const CACHED_GOALS: [(&str, f64, Option<usize>); 4] = [
     ("deadpool_query", 1.8, Some(1)),
     ("deadpool_cached", 1.0, None),

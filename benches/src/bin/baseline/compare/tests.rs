@@ -152,7 +152,11 @@ fn the_prepared_statement_peers_are_excused_by_the_dedicated_prepared_client() {
             keyed("cached/s8w1/ops_vs_deadpool_query", 1.9, &[1.4, 1.4, 1.4]),
             keyed("cached/s8w1/ops_vs_deadpool_cached", 1.0, &[0.7, 0.7, 0.7]),
             keyed("cached/s8w1/ops_vs_sqlx", 1.9, &[1.4, 1.4, 1.4]),
-            keyed("cached/s8w1/ops_vs_sqlx_no_ping", 1.0, &[0.7, 0.7, 0.7]),
+            keyed(
+                "cached/s8w1/ops_vs_sqlx_no_acquire_ping",
+                1.0,
+                &[0.7, 0.7, 0.7],
+            ),
             // Ours fell against the floor of this case: nothing excused.
             keyed(
                 "cached/s8w8/ops_vs_dedicated_prepared",
