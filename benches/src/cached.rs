@@ -97,7 +97,7 @@ const CLONE_STRIDE: u32 = 97;
 ///
 /// The workload clones a contender once per task, and each clone counts on
 /// its own (an atomic only because a contender is `Sync`; no other task
-/// touches it). A clone starts [`CLONE_STRIDE`] ids further than the clone
+/// touches it). A clone starts 97 ids (`CLONE_STRIDE`) further than the clone
 /// before it, so tasks do not read the same rows in lockstep.
 #[derive(Debug, Default)]
 pub struct Keys(AtomicU32);
