@@ -19,9 +19,17 @@
 #       $CARGO_TARGET_DIR (default target/), and exits 0 (no regression),
 #       1 (regressed) or 2 (error)
 #
+#   scripts/collect_baseline.sh --only cached/
+#       the prepared-statement cases alone (issue 14: pool of 8, 1/8/64
+#       tasks, ours against a dedicated prepared client, deadpool-postgres
+#       with query(&str) and prepare_cached, sqlx), about a minute; like
+#       every partial run (--only, --quick, --skip-postgres) it writes
+#       baseline-partial.json (+ .md) under $CARGO_TARGET_DIR (default
+#       target/), never the checked-in baseline, and prints the tables
+#
 # Runner flags (see `--help`): --rounds N, --acquire-round-ms MS,
 # --postgres-round-ms MS, --skip-postgres, --quick, --only TEXT, --out PATH,
-# --confirm N. Takes about 2 minutes on 2 cores (compare mode: plus about
+# --confirm N. Takes about 3 minutes on 2 cores (compare mode: plus about
 # 5 s per rerun of an acquire case, 10 s of a PostgreSQL one), plus the
 # first release build. Needs the
 # PostgreSQL server binaries (initdb, postgres) unless --skip-postgres.

@@ -3,7 +3,7 @@
 //! Everything that is measured is a [`Contender`]: something that can do one
 //! *operation* (acquire an object, use it, give it back). The same contender
 //! types serve the criterion benches (`benches/acquire.rs`,
-//! `benches/postgres.rs`), the baseline runner (`src/bin/baseline/`) and
+//! `benches/postgres.rs`, `benches/cached.rs`), the baseline runner (`src/bin/baseline/`) and
 //! the profiling loop (`src/bin/hot_path.rs`), so they can never measure
 //! different things. `docs/performance.md` says how to run them and how to
 //! read the results.
@@ -15,11 +15,16 @@
 //!   `ArrayQueue`, with no bookkeeping at all. No real pool can be cheaper.
 //! * [`pg`]: the `SELECT 1` contenders against one throwaway PostgreSQL
 //!   server, and the warm-up measurements.
+//! * [`cached`]: a repeated parameterised single-row query against the
+//!   same server, through our pool, a dedicated prepared client,
+//!   deadpool-postgres (with and without its statement cache) and sqlx:
+//!   what a prepared-statement cache saves.
 //! * [`workload`]: running a contender with N tasks, either for a fixed
 //!   number of operations (criterion) or for a fixed time, recording
 //!   latencies and per-task completions (the baseline).
 //! * [`fairness`]: median, Jain's fairness index, starved tasks.
 
+pub mod cached;
 pub mod dummy;
 pub mod fairness;
 pub mod floor;

@@ -46,7 +46,8 @@ const QUERY: &str = "SELECT 1";
 
 /// Starts the benchmarks' PostgreSQL server. `max_connections` leaves room
 /// for four pools of 16 plus the warm-up case's connections, which close
-/// asynchronously.
+/// asynchronously, and for the five pools of 8 of the prepared-statement
+/// cases ([`cached`](crate::cached)).
 pub fn start_server() -> Result<TempDb, OpError> {
     Ok(TempDb::builder().max_connections(300).start()?)
 }

@@ -1,9 +1,9 @@
 //! The cases of the baseline, measured on one runtime with one set of
-//! settings: acquire/release, leak detection, observation, and the
-//! PostgreSQL matrix with its warm-up.
+//! settings: acquire/release, leak detection, observation, the
+//! PostgreSQL matrix with its warm-up, and the prepared-statement cases.
 //!
 //! Every case has a key (`acquire/hold/w64s16`, `leak_detection/site`,
-//! `postgres/s8w64`, `postgres/warm_up`), and the ratio keys of the file
+//! `postgres/s8w64`, `postgres/warm_up`, `cached/s8w1`), and the ratio keys of the file
 //! are `{case key}/{metric}`. The case runners take a selection over case
 //! keys, so the full pass (`--only`) and compare mode's confirmation of
 //! one case ([`Bench::remeasure`]) run the very same code with the same
@@ -16,6 +16,7 @@
 
 use std::time::Duration;
 
+use benches::cached::{self, CachedSet};
 use benches::dummy::{self, ours_config, DummySet, Ours, Shape};
 use benches::pg::{self, PgSet};
 use benches::workload::run_for;
@@ -43,6 +44,11 @@ pub(crate) fn acquire_key(shape: &str, case: &str) -> String {
 /// The key of a PostgreSQL matrix case, e.g. `postgres/s8w64`.
 pub(crate) fn postgres_key(case: &str) -> String {
     format!("postgres/{case}")
+}
+
+/// The key of a prepared-statement case, e.g. `cached/s8w1`.
+pub(crate) fn cached_key(case: &str) -> String {
+    format!("cached/{case}")
 }
 
 /// The key of the case a ratio belongs to: its key without the metric.
@@ -216,6 +222,53 @@ impl Bench {
         Ok((cases, steady_state))
     }
 
+    /// The prepared-statement cases whose key `select` accepts: one pool
+    /// size, each task count, all contenders interleaved (`ours` first).
+    pub(crate) fn cached_cases(
+        &mut self,
+        select: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<CaseReport>, OpError> {
+        let selected: Vec<usize> = cached::TASKS
+            .into_iter()
+            .filter(|&tasks| select(&cached_key(&pg::case_name(cached::SIZE, tasks))))
+            .collect();
+        if selected.is_empty() {
+            return Ok(Vec::new());
+        }
+        let db = Self::server(&mut self.db)?;
+        let (rt, settings) = (&self.rt, &self.settings);
+        let set = rt.block_on(CachedSet::build(db))?;
+        let mut cases = Vec::new();
+        for tasks in selected {
+            let name = pg::case_name(cached::SIZE, tasks);
+            eprintln!("cached {name} ...");
+            let before = set.ours.pool().statistics();
+            let runners = [
+                runner("ours", &set.ours),
+                runner("dedicated_prepared", &set.dedicated_prepared),
+                runner("deadpool_query", &set.deadpool_query),
+                runner("deadpool_cached", &set.deadpool_cached),
+                runner("sqlx", &set.sqlx),
+                runner("sqlx_no_acquire_ping", &set.sqlx_no_acquire_ping),
+            ];
+            let plan = Plan {
+                tasks,
+                rounds: settings.rounds,
+                round: Duration::from_millis(settings.postgres_round_ms),
+                warm: Duration::from_millis(settings.warm_ms),
+                sample_every: settings.postgres_sample_every,
+            };
+            let mut case = run_case(rt, name, "", cached::SIZE, &runners, plan)?;
+            case.ours_statistics = Some(OursDuringCase::between(
+                &before,
+                &set.ours.pool().statistics(),
+            ));
+            cases.push(case);
+        }
+        rt.block_on(async move { drop(set) });
+        Ok(cases)
+    }
+
     /// `PgPool::connect` against opening the connections by hand.
     pub(crate) fn warm_up(&mut self) -> Result<AlternatingReport, OpError> {
         let db = Self::server(&mut self.db)?;
@@ -258,6 +311,11 @@ impl Bench {
                 .iter()
                 .flat_map(|c| case_ratios(&postgres_key(&c.case), c))
                 .collect()
+        } else if case.starts_with("cached/") {
+            self.cached_cases(&only)?
+                .iter()
+                .flat_map(|c| case_ratios(&cached_key(&c.case), c))
+                .collect()
         } else {
             self.acquire_cases(&only)?
                 .iter()
@@ -267,8 +325,8 @@ impl Bench {
         if ratios.is_empty() {
             return Err(format!(
                 "cannot measure the case {case:?} again: no case has that key \
-                 (keys look like acquire/hold/w64s16, postgres/s8w64, {LEAK_DETECTION_KEY}, \
-                 {WARM_UP_KEY})"
+                 (keys look like acquire/hold/w64s16, postgres/s8w64, cached/s8w1, \
+                 {LEAK_DETECTION_KEY}, {WARM_UP_KEY})"
             )
             .into());
         }

@@ -164,9 +164,21 @@ pub(crate) fn first_pass(
         .collect())
 }
 
-/// The ratio keys' suffixes for a peer, and for the same case's floor.
-const PEER_SUFFIXES: [&str; 2] = ["/ops_vs_deadpool", "/ops_vs_bb8"];
-const FLOOR_SUFFIXES: [&str; 2] = ["/ops_vs_floor", "/ops_vs_dedicated"];
+/// The ratio keys' suffixes for a peer, and for the same case's floor
+/// (the prepared-statement cases' peers and floor included).
+const PEER_SUFFIXES: [&str; 6] = [
+    "/ops_vs_deadpool",
+    "/ops_vs_bb8",
+    "/ops_vs_deadpool_query",
+    "/ops_vs_deadpool_cached",
+    "/ops_vs_sqlx",
+    "/ops_vs_sqlx_no_acquire_ping",
+];
+const FLOOR_SUFFIXES: [&str; 3] = [
+    "/ops_vs_floor",
+    "/ops_vs_dedicated",
+    "/ops_vs_dedicated_prepared",
+];
 
 /// `verdict` of `check`, unless it is a peer ratio that regressed while
 /// ours over the floor of the same case (among `all`, with `verdicts`)

@@ -1,5 +1,6 @@
 //! The baseline runner: throughput, tail latencies and fairness of our pool
-//! against the bare floor and its peers, written to
+//! against the bare floor and its peers, with `SELECT 1` and with a
+//! repeated prepared-statement query (`cached/`, issue 14), written to
 //! `performance_baselines/connection_pool_baseline.json` (and the same
 //! tables in Markdown beside it); or, with `--compare BASELINE`, a rerun
 //! checked against a baseline file, exiting 1 if any ratio regressed by
@@ -20,13 +21,13 @@ mod tables;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use benches::pg;
 use benches::OpError;
+use benches::{cached, pg};
 
 use cases::Bench;
 use compare::{first_pass, ComparisonReport};
 use confirm::confirm;
-use report::{load_average, now_rfc3339, Machine, PostgresReport, Report, Settings};
+use report::{load_average, now_rfc3339, CachedReport, Machine, PostgresReport, Report, Settings};
 
 /// The checked-in baseline, relative to the workspace root.
 const BASELINE_PATH: &str = "performance_baselines/connection_pool_baseline.json";
@@ -37,10 +38,12 @@ usage: baseline [--out PATH] [--compare BASELINE] [--tolerance FRACTION]
                 [--skip-postgres] [--quick] [--only TEXT] [--note TEXT]
 
   --out PATH            where to write the JSON (default:
-                        performance_baselines/connection_pool_baseline.json,
-                        or $CARGO_TARGET_DIR (default target)/
-                        baseline-compare.json with --compare);
-                        a .md with the same tables is written beside it
+                        performance_baselines/connection_pool_baseline.json
+                        for a full run; under $CARGO_TARGET_DIR (default
+                        target), baseline-compare.json with --compare and
+                        baseline-partial.json with --only, --quick or
+                        --skip-postgres); a .md with the same tables is
+                        written beside it
   --compare BASELINE    rerun with BASELINE's settings and flag every ratio
                         that moved the wrong way by more than the tolerance;
                         measure each flagged case again (--confirm); exit 1
@@ -59,9 +62,10 @@ usage: baseline [--out PATH] [--compare BASELINE] [--tolerance FRACTION]
   --skip-postgres       only the no-I/O cases
   --quick               3 rounds of 100 ms / 200 ms: a smoke test, not a baseline
   --only TEXT           run only the cases whose key contains TEXT (keys:
-                        acquire/hold/w64s16, postgres/s8w64, ...); leak
-                        detection and observation still run, and the
-                        PostgreSQL part only if one of its cases matches
+                        acquire/hold/w64s16, postgres/s8w64, cached/s8w1,
+                        ...); leak detection and observation still run, the
+                        SELECT 1 part only if one of its cases matches, the
+                        prepared-statement part (--only cached/) likewise
   --note TEXT           recorded in the file (e.g. how busy the machine was)";
 
 struct Args {
@@ -131,15 +135,28 @@ impl Args {
         })
     }
 
-    /// Where to write: `--out`, else the checked-in baseline, or in compare
-    /// mode `$CARGO_TARGET_DIR/baseline-compare.json` (`target/` by
-    /// default; never the baseline itself).
+    fn selects_any_cached_case(&self) -> bool {
+        cached::TASKS
+            .iter()
+            .any(|&tasks| self.selects(&cases::cached_key(&pg::case_name(cached::SIZE, tasks))))
+    }
+
+    /// Where to write: `--out`, else the checked-in baseline for a full
+    /// run; in compare mode `$CARGO_TARGET_DIR/baseline-compare.json`
+    /// (`target/` by default), for a partial run (`--only`, `--quick`,
+    /// `--skip-postgres`) `$CARGO_TARGET_DIR/baseline-partial.json`: only a
+    /// full run ever replaces the baseline.
     fn out(&self) -> PathBuf {
+        let in_target = |name: &str| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| PathBuf::from("target"), PathBuf::from)
+                .join(name)
+        };
+        let partial = self.only.is_some() || self.quick || self.skip_postgres;
         match (&self.out, &self.compare) {
             (Some(out), _) => out.clone(),
-            (None, Some(_)) => std::env::var_os("CARGO_TARGET_DIR")
-                .map_or_else(|| PathBuf::from("target"), PathBuf::from)
-                .join("baseline-compare.json"),
+            (None, Some(_)) => in_target("baseline-compare.json"),
+            (None, None) if partial => in_target("baseline-partial.json"),
             (None, None) => PathBuf::from(BASELINE_PATH),
         }
     }
@@ -238,6 +255,17 @@ fn run(args: &Args) -> Result<usize, OpError> {
     } else {
         None
     };
+    // Not a setting: compare mode runs these cases whether or not its
+    // baseline has them (ratios it lacks are reported as new).
+    let cached = if !args.skip_postgres && args.selects_any_cached_case() {
+        Some(CachedReport {
+            cases: bench.cached_cases(&select)?,
+            server_version: bench.server_version()?,
+            query: cached::QUERY,
+        })
+    } else {
+        None
+    };
 
     let mut report = Report {
         schema: report::SCHEMA,
@@ -250,6 +278,7 @@ fn run(args: &Args) -> Result<usize, OpError> {
         leak_detection,
         observe,
         postgres,
+        cached,
         ratios: Vec::new(),
         goals: Vec::new(),
         comparison: None,

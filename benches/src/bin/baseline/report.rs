@@ -1,5 +1,5 @@
 //! The baseline file: its shape, the flat list of ratios that compare mode
-//! checks, the goals of the issue with where we stand, and the machine.
+//! checks, the goals of the issues with where we stand, and the machine.
 //! The Markdown rendering of the tables is in `tables.rs`.
 //!
 //! Every ratio's key is `{case key}/{metric}` (see `cases.rs`), so compare
@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::cases::{acquire_key, postgres_key, LEAK_DETECTION_KEY, WARM_UP_KEY};
+use crate::cases::{acquire_key, cached_key, postgres_key, LEAK_DETECTION_KEY, WARM_UP_KEY};
 use crate::compare::ComparisonReport;
 use crate::measure::{AlternatingReport, CaseReport, OursDuringCase};
 
@@ -132,6 +132,28 @@ pub(crate) struct PostgresReport {
     pub(crate) warm_up: AlternatingReport,
 }
 
+/// The prepared-statement part (issue 14): a repeated parameterised
+/// single-row query, pool of 8, ours against a dedicated prepared client,
+/// deadpool-postgres (`query(&str)` and `prepare_cached`) and sqlx (with
+/// and without its ping on checkout). See `benches/src/cached.rs`.
+#[derive(Clone, Debug, Serialize)]
+pub(crate) struct CachedReport {
+    pub(crate) server_version: String,
+    pub(crate) query: &'static str,
+    pub(crate) cases: Vec<CaseReport>,
+}
+
+/// The peers of the prepared-statement goals, with the least throughput
+/// ratio (ours over theirs) each must reach in every case; `None`: the
+/// goal holds at 1 task only. Every one of them also bounds our p99
+/// (ours over theirs at most 1.0). `sqlx_no_acquire_ping` is reported, not a goal.
+pub(crate) const CACHED_GOALS: [(&str, f64, Option<usize>); 4] = [
+    ("deadpool_query", 1.8, Some(1)),
+    ("deadpool_cached", 1.0, None),
+    ("sqlx", 1.0, None),
+    ("dedicated_prepared", 0.95, None),
+];
+
 /// Our pool's counters over a steady-state run.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct SteadyState {
@@ -188,6 +210,8 @@ pub(crate) struct Report {
     pub(crate) observe: ObserveReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) postgres: Option<PostgresReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) cached: Option<CachedReport>,
     pub(crate) ratios: Vec<Ratio>,
     pub(crate) goals: Vec<Goal>,
     /// Compare mode only: every compared ratio against the baseline, with
@@ -252,6 +276,11 @@ impl Report {
             }
             ratios.extend(warm_up_ratios(&pg.warm_up));
         }
+        if let Some(cached) = &self.cached {
+            for case in &cached.cases {
+                ratios.extend(case_ratios(&cached_key(&case.case), case));
+            }
+        }
         self.ratios = ratios;
         self.goals = self.goals();
     }
@@ -313,6 +342,21 @@ impl Report {
                 );
             }
         }
+        if let Some(cached) = &self.cached {
+            for case in &cached.cases {
+                for (peer, target, only_tasks) in CACHED_GOALS {
+                    if only_tasks.is_some_and(|tasks| tasks != case.tasks) {
+                        continue;
+                    }
+                    at_least(
+                        &format!("prepared: ours / {peer}"),
+                        case.case.clone(),
+                        case.versus(peer).map_or(f64::NAN, |v| v.ops_ratio),
+                        target,
+                    );
+                }
+            }
+        }
         let mut at_most = |goal: &str, case: String, measured: f64, target: f64| {
             goals.push(Goal {
                 goal: goal.to_owned(),
@@ -358,6 +402,18 @@ impl Report {
                 pg.warm_up.ours_vs("by_hand"),
                 1.2,
             );
+        }
+        if let Some(cached) = &self.cached {
+            for case in &cached.cases {
+                for (peer, _, _) in CACHED_GOALS {
+                    at_most(
+                        &format!("prepared: ours p99 / {peer} p99"),
+                        case.case.clone(),
+                        case.versus(peer).map_or(f64::NAN, |v| v.p99_ratio),
+                        1.0,
+                    );
+                }
+            }
         }
         at_most(
             "statistics() ns",

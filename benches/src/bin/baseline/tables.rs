@@ -91,6 +91,14 @@ impl Report {
                 pg.warm_up.ours_vs("by_hand_validated"),
             )?;
         }
+        if let Some(cached) = &self.cached {
+            writeln!(
+                out,
+                "\n#### Prepared statements, PostgreSQL {}, `{}`, pool of 8\n",
+                cached.server_version, cached.query
+            )?;
+            cached_table(&mut out, &cached.cases)?;
+        }
         writeln!(
             out,
             "\n#### Observation\n\n| `statistics()` | `health_check()` |\n|---|---|\n| {:.0} ns | {:.0} ns |",
@@ -177,6 +185,52 @@ pub(crate) fn acquire_table(
             )?;
         }
         writeln!(out, "{row}")?;
+    }
+    Ok(())
+}
+
+/// One row per case and contender: throughput, ours over it, its
+/// latencies, ours' p99 over its p99; then what ours' counters did.
+pub(crate) fn cached_table(out: &mut String, cases: &[CaseReport]) -> std::fmt::Result {
+    writeln!(
+        out,
+        "| case | contender | ops/s | ours / it (ops) | p50 | p95 | p99 | ours / it (p99) |\n\
+         |---|---|---|---|---|---|---|---|"
+    )?;
+    for case in cases {
+        for contender in &case.contenders {
+            let versus = case.versus(contender.name);
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                case.case,
+                contender.name,
+                format_ops(contender.ops_per_sec),
+                versus.map_or("-".to_owned(), |v| format!("{:.2}", v.ops_ratio)),
+                format_ns(contender.p50_ns),
+                format_ns(contender.p95_ns),
+                format_ns(contender.p99_ns),
+                versus.map_or("-".to_owned(), |v| format!("{:.2}", v.p99_ratio)),
+            )?;
+        }
+    }
+    writeln!(
+        out,
+        "\n| case | ours: validations on checkout | connections opened | acquisitions | waited |\n\
+         |---|---|---|---|---|"
+    )?;
+    for case in cases {
+        if let Some(s) = &case.ours_statistics {
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} |",
+                case.case,
+                s.validations,
+                s.connections_opened,
+                s.acquisitions,
+                s.acquisitions_waited
+            )?;
+        }
     }
     Ok(())
 }

@@ -144,6 +144,46 @@ fn a_peer_ratio_that_fell_while_ours_held_against_the_floor_is_the_peer_moving()
 }
 
 #[test]
+fn the_prepared_statement_peers_are_excused_by_the_dedicated_prepared_client() {
+    let report = ComparisonReport::conclude(
+        "baseline.json".to_owned(),
+        vec![
+            keyed("cached/s8w1/ops_vs_dedicated_prepared", 0.97, &[0.96]),
+            keyed("cached/s8w1/ops_vs_deadpool_query", 1.9, &[1.4, 1.4, 1.4]),
+            keyed("cached/s8w1/ops_vs_deadpool_cached", 1.0, &[0.7, 0.7, 0.7]),
+            keyed("cached/s8w1/ops_vs_sqlx", 1.9, &[1.4, 1.4, 1.4]),
+            keyed(
+                "cached/s8w1/ops_vs_sqlx_no_acquire_ping",
+                1.0,
+                &[0.7, 0.7, 0.7],
+            ),
+            // Ours fell against the floor of this case: nothing excused.
+            keyed(
+                "cached/s8w8/ops_vs_dedicated_prepared",
+                0.97,
+                &[0.6, 0.6, 0.6],
+            ),
+            keyed("cached/s8w8/ops_vs_sqlx", 1.0, &[0.6, 0.6, 0.6]),
+        ],
+        TOLERANCE,
+        2,
+    );
+    let verdicts: Vec<Verdict> = report.checks.iter().map(|c| c.verdict).collect();
+    assert_eq!(
+        verdicts,
+        [
+            Verdict::Ok,
+            Verdict::PeerMoved,
+            Verdict::PeerMoved,
+            Verdict::PeerMoved,
+            Verdict::PeerMoved,
+            Verdict::Regressed,
+            Verdict::Regressed
+        ]
+    );
+}
+
+#[test]
 fn a_peer_ratio_that_fell_with_ours_against_the_floor_is_a_regression() {
     let report = ComparisonReport::conclude(
         "baseline.json".to_owned(),
