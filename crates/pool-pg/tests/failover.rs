@@ -229,6 +229,12 @@ async fn a_demoted_primary_is_left_at_its_first_refused_write_with_every_connect
         .expect_err("the demoted node refuses the write");
     assert_eq!(error.code(), Some(&SqlState::READ_ONLY_SQL_TRANSACTION));
     drop(conn);
+    // The refusal is read with the ReadyForQuery after it, which can still be
+    // on the wire when the error reaches the caller: wait for the verdict.
+    wait_until("the returned connection is judged", || {
+        pool.statistics().active_connections == 0
+    })
+    .await;
     let statistics = pool.statistics();
     assert_eq!(
         statistics.closed_by_reason.evicted, 3,
@@ -280,6 +286,13 @@ async fn refused_write_on_one_server(
         "{error}"
     );
     drop(conn);
+    // A request can still be in flight on the wire when the error reaches the
+    // caller (the ReadyForQuery after it is not read yet); such a connection is
+    // settled in the background before it is judged. Wait for that verdict.
+    wait_until("the returned connection is judged", || {
+        pool.statistics().active_connections == 0
+    })
+    .await;
     (db, pool, pid)
 }
 

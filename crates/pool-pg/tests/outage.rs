@@ -439,6 +439,12 @@ async fn a_write_refused_as_read_only_evicts_every_connection_to_that_server() {
     );
     assert!(conn.is_dirty());
     drop(conn);
+    // The refusal is read with the ReadyForQuery after it, which can still be
+    // on the wire when the error reaches the caller: wait for the verdict.
+    wait_until("the returned connection is judged", || {
+        pool.statistics().active_connections == 0
+    })
+    .await;
     // A read-only server is a demoted primary for every session on it: the
     // idle connection goes too, at once, not after its own failed write.
     let stats = pool.statistics();

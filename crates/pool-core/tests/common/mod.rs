@@ -36,6 +36,8 @@ pub struct FakeConn {
     pub statements: AtomicU64,
     /// Set by a test to mimic a connection that saw its server demoted.
     pub server_lost: AtomicBool,
+    /// Set by a test: the manager asks to settle it on return.
+    pub unsettled: AtomicBool,
 }
 
 #[derive(Default)]
@@ -57,6 +59,10 @@ pub struct FakeManager {
     /// Panic in the next `create` / `validate` call(s) while set.
     pub panic_in_create: AtomicBool,
     pub panic_in_validate: AtomicBool,
+    /// How `settle` goes: `Ok` settles clean, `Err` dirty, `Slow` and
+    /// `Never` take their time; panics while `panic_in_settle` is set.
+    pub settle_gate: Mutex<Gate>,
+    pub panic_in_settle: AtomicBool,
     /// The next this many creates fail (before the gate is consulted).
     pub fail_next_creates: AtomicU64,
     pub counters: Arc<Counters>,
@@ -91,6 +97,8 @@ impl FakeManager {
             server_down: AtomicBool::new(true),
             panic_in_create: AtomicBool::new(false),
             panic_in_validate: AtomicBool::new(false),
+            settle_gate: Mutex::new(Gate::Ok),
+            panic_in_settle: AtomicBool::new(false),
             fail_next_creates: AtomicU64::new(0),
             counters: Arc::new(Counters::default()),
         }
@@ -152,6 +160,7 @@ impl Manager for FakeManager {
                 dirty: AtomicBool::new(false),
                 statements: AtomicU64::new(0),
                 server_lost: AtomicBool::new(false),
+                unsettled: AtomicBool::new(false),
             },
             counters: Arc::clone(&self.counters),
         })
@@ -183,12 +192,28 @@ impl Manager for FakeManager {
             Verdict::ServerLost("the fake server was demoted".to_owned())
         } else if broken {
             Verdict::Broken
+        } else if conn.unsettled.load(Ordering::SeqCst) {
+            Verdict::Settle
         } else if dirty {
             Verdict::Dirty
         } else {
             Verdict::Reuse {
                 statements: conn.statements.load(Ordering::SeqCst),
             }
+        }
+    }
+
+    async fn settle(&self, conn: &mut LiveConn) -> Verdict {
+        let gate = *self.settle_gate.lock();
+        if self.panic_in_settle.load(Ordering::SeqCst) {
+            panic!("the fake manager's settle panicked");
+        }
+        match pass(gate, "settle failed").await {
+            Ok(()) => {
+                conn.unsettled.store(false, Ordering::SeqCst);
+                self.verdict(conn)
+            }
+            Err(_) => Verdict::Dirty,
         }
     }
 
