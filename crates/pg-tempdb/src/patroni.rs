@@ -515,6 +515,80 @@ mod tests {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 
+    /// The postmaster pids of `cluster`'s members, from their pid files.
+    fn postmaster_pids(cluster: &PatroniCluster) -> Vec<u32> {
+        cluster
+            .members()
+            .iter()
+            .filter_map(|m| std::fs::read_to_string(m.data_dir().join("postmaster.pid")).ok())
+            .filter_map(|text| text.lines().next()?.trim().parse().ok())
+            .collect()
+    }
+
+    /// In the child process of the test below: start a cluster and exit
+    /// without running `Drop`, as a killed test process would.
+    fn leak_a_cluster_and_exit() -> ! {
+        let cluster = PatroniCluster::builder()
+            .start()
+            .expect("start a Patroni cluster")
+            .expect("Patroni was found by the parent");
+        let pids: Vec<String> = postmaster_pids(&cluster)
+            .iter()
+            .map(u32::to_string)
+            .collect();
+        let root = cluster
+            .root
+            .as_ref()
+            .expect("root")
+            .path()
+            .display()
+            .to_string();
+        println!("LEAKED {} {root}", pids.join(","));
+        std::process::exit(0);
+    }
+
+    #[test]
+    fn a_cluster_leaked_by_a_dead_process_is_stopped_and_deleted_by_its_guardians() {
+        const CHILD_ENV: &str = "PG_TEMPDB_LEAK_PATRONI_CHILD";
+        if std::env::var_os(CHILD_ENV).is_some() {
+            leak_a_cluster_and_exit();
+        }
+        let install = Installation::discover().expect("PostgreSQL binaries");
+        if install::find(&install)
+            .expect("a usable Patroni, or none")
+            .is_none()
+        {
+            println!(
+                "skipping: Patroni not found; {}",
+                PatroniCluster::INSTALL_HINT
+            );
+            return;
+        }
+        let output = std::process::Command::new(std::env::current_exe().expect("this binary"))
+            .args(["--exact", "patroni::tests::a_cluster_leaked_by_a_dead_process_is_stopped_and_deleted_by_its_guardians", "--nocapture"])
+            .env(CHILD_ENV, "1")
+            .output()
+            .expect("run the child");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let line = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("LEAKED "))
+            .unwrap_or_else(|| panic!("the child printed no LEAKED line: {stdout}"));
+        let (pids, root) = line.split_once(' ').expect("pids and a directory");
+        let pids: Vec<u32> = pids.split(',').map(|p| p.parse().expect("a pid")).collect();
+        assert_eq!(pids.len(), 2, "{line}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        assert!(
+            exec::wait_gone(&pids, deadline),
+            "postmasters {pids:?} outlived their test"
+        );
+        let mut backoff = exec::Backoff::new();
+        while Path::new(root).exists() {
+            assert!(std::time::Instant::now() < deadline, "{root} is left");
+            backoff.sleep_until_next(deadline);
+        }
+    }
+
     /// Starts a real cluster (skipped, saying so, without Patroni), checks
     /// Patroni's view, and that dropping it leaves no process or file.
     #[test]
@@ -556,12 +630,7 @@ mod tests {
             .expect("ask the leader");
         assert_eq!(in_recovery, "f");
         let root = cluster.root.as_ref().expect("root").path().to_path_buf();
-        let postmasters: Vec<u32> = cluster
-            .members()
-            .iter()
-            .filter_map(|m| std::fs::read_to_string(m.data_dir().join("postmaster.pid")).ok())
-            .filter_map(|text| text.lines().next()?.trim().parse().ok())
-            .collect();
+        let postmasters = postmaster_pids(&cluster);
         assert_eq!(postmasters.len(), 2);
         drop(cluster);
         assert!(!root.exists(), "{} is left", root.display());
