@@ -515,6 +515,20 @@ mod tests {
         assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
     }
 
+    /// Says why a test is skipped; fails it instead under
+    /// `POOL_REQUIRE_PATRONI=1` (set by `.ci/run`).
+    fn skip_without_patroni() {
+        assert!(
+            std::env::var("POOL_REQUIRE_PATRONI").map_or(true, |v| v != "1"),
+            "POOL_REQUIRE_PATRONI=1 but Patroni was not found; {}",
+            PatroniCluster::INSTALL_HINT
+        );
+        println!(
+            "skipping: Patroni not found; {}",
+            PatroniCluster::INSTALL_HINT
+        );
+    }
+
     /// The postmaster pids of `cluster`'s members, from their pid files.
     fn postmaster_pids(cluster: &PatroniCluster) -> Vec<u32> {
         cluster
@@ -558,11 +572,7 @@ mod tests {
             .expect("a usable Patroni, or none")
             .is_none()
         {
-            println!(
-                "skipping: Patroni not found; {}",
-                PatroniCluster::INSTALL_HINT
-            );
-            return;
+            return skip_without_patroni();
         }
         let output = std::process::Command::new(std::env::current_exe().expect("this binary"))
             .args(["--exact", "patroni::tests::a_cluster_leaked_by_a_dead_process_is_stopped_and_deleted_by_its_guardians", "--nocapture"])
@@ -595,13 +605,7 @@ mod tests {
     fn a_cluster_has_a_streaming_synchronous_standby_and_leaves_nothing_on_drop() {
         let cluster = match PatroniCluster::builder().password("pw-secret").start() {
             Ok(Some(cluster)) => cluster,
-            Ok(None) => {
-                println!(
-                    "skipping: Patroni not found; {}",
-                    PatroniCluster::INSTALL_HINT
-                );
-                return;
-            }
+            Ok(None) => return skip_without_patroni(),
             Err(e) => panic!("start a Patroni cluster: {e}"),
         };
         let status = cluster.status().expect("GET /cluster");
