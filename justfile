@@ -36,6 +36,10 @@ soak secs="300":
 failover:
     cargo run -p examples --example failover
 
+# Failover behind Patroni: five kill -9 failovers and a switchover under load, with the figures (~1.5 min; .ci/run installs Patroni).
+patroni:
+    POOL_REQUIRE_PATRONI=1 cargo test -p pool-pg --test patroni -- --nocapture --test-threads 1
+
 # Formatting and lints, as CI runs them.
 lint:
     cargo fmt --all --check
