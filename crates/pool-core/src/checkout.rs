@@ -75,7 +75,36 @@ impl<M: Manager> Pool<M> {
         &self,
     ) -> impl Future<Output = Result<PooledConnection<M>, PoolError<M::Error>>> + Send + '_ {
         let site = self.acquisition_site(Location::caller());
-        self.acquire_at(site)
+        self.acquire_at(site, self.shared().config.acquire_timeout)
+    }
+
+    /// Gets a connection, waiting up to `timeout` in all: a per-call
+    /// deadline in place of the pool's `acquire_timeout`, shorter or longer.
+    ///
+    /// It behaves and reports exactly like [`acquire`](Self::acquire): when
+    /// time runs out the error is [`PoolError::Timeout`] with the phase, the
+    /// waited time, this call's `timeout`, a statistics snapshot and the last
+    /// connection error, and it is counted in `total_timeouts`, not as a
+    /// cancellation (which is what wrapping `acquire()` in
+    /// `tokio::time::timeout` would count). A zero `timeout` still takes an
+    /// idle connection or a free permit; it never queues.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// # async fn demo<M: pool_core::Manager>(pool: &pool_core::Pool<M>) -> Result<(), pool_core::PoolError<M::Error>> {
+    /// // This request has 50 ms left of its own budget.
+    /// let conn = pool.acquire_timeout(Duration::from_millis(50)).await?;
+    /// # drop(conn);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[track_caller]
+    pub fn acquire_timeout(
+        &self,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<PooledConnection<M>, PoolError<M::Error>>> + Send + '_ {
+        let site = self.acquisition_site(Location::caller());
+        self.acquire_at(site, timeout)
     }
 
     /// The site to record for an acquisition at `location`, if leak
@@ -90,6 +119,7 @@ impl<M: Manager> Pool<M> {
     async fn acquire_at(
         &self,
         site: Option<Site>,
+        timeout: Duration,
     ) -> Result<PooledConnection<M>, PoolError<M::Error>> {
         let shared = self.shared();
         // Cooperative scheduling, like tokio's own primitives: spend a unit
@@ -109,7 +139,6 @@ impl<M: Manager> Pool<M> {
         // One reading of the pool's clock; tokio's is read only if this
         // caller ever needs a timer of its own.
         let started_us = shared.now_us();
-        let timeout = shared.config.acquire_timeout;
         let deadline_us =
             started_us.saturating_add(u64::try_from(timeout.as_micros()).unwrap_or(u64::MAX));
         let phase = PhaseCell::new();
@@ -117,6 +146,7 @@ impl<M: Manager> Pool<M> {
         let times = Times {
             started_us,
             deadline_us,
+            timeout,
         };
         let checkout = checkout(shared, &phase, times, head_start, site);
         tokio::pin!(checkout);
@@ -145,7 +175,12 @@ impl<M: Manager> Pool<M> {
                 ))
             });
             match timer.as_mut().poll(cx) {
-                Poll::Ready(()) => Poll::Ready(Err(timeout_error(shared, phase.get(), started_us))),
+                Poll::Ready(()) => Poll::Ready(Err(timeout_error(
+                    shared,
+                    phase.get(),
+                    times.started_us,
+                    times.timeout,
+                ))),
                 Poll::Pending => Poll::Pending,
             }
         })
@@ -228,6 +263,8 @@ struct Times {
     started_us: u64,
     /// On the pool's clock, for the semaphore's deadline task.
     deadline_us: u64,
+    /// This call's whole budget (`acquire_timeout`, or the caller's own).
+    timeout: Duration,
 }
 
 /// What the fast path got, for the slow path to go on from.
@@ -335,8 +372,7 @@ async fn wait_for_connect<M: Manager>(
 async fn take_permit<M: Manager>(
     shared: &Arc<Shared<M>>,
     phase: &PhaseCell,
-    started_us: u64,
-    deadline_us: u64,
+    times: Times,
 ) -> Result<(Permit<M>, bool), PoolError<M::Error>> {
     match shared.semaphore.try_acquire() {
         Ok(()) => return Ok((Permit::taken(Arc::clone(shared)), false)),
@@ -346,7 +382,7 @@ async fn take_permit<M: Manager>(
     let metrics = &shared.ledger.stats.metrics;
     metrics.pending(|| shared.semaphore.waiting() + 1);
     let result = {
-        let acquire = shared.semaphore.acquire_until(deadline_us);
+        let acquire = shared.semaphore.acquire_until(times.deadline_us);
         tokio::pin!(acquire);
         phase.set_queued();
         // Cancel-safe: a dropped `Acquire` unlinks itself, or passes on a
@@ -356,7 +392,12 @@ async fn take_permit<M: Manager>(
             Err(AcquireError::Closed) => Err(PoolError::Closed),
             // Still queued until `acquire` drops at the end of this block:
             // the snapshot counts this caller.
-            Err(AcquireError::TimedOut) => Err(timeout_error(shared, Phase::Wait, started_us)),
+            Err(AcquireError::TimedOut) => Err(timeout_error(
+                shared,
+                Phase::Wait,
+                times.started_us,
+                times.timeout,
+            )),
         }
     };
     phase.set(Phase::Wait);
@@ -375,7 +416,7 @@ async fn checkout<M: Manager>(
     tasks::ensure_running(shared);
     let (mut permit, waited) = match head_start.permit {
         Some(permit) => (permit, false),
-        None => take_permit(shared, phase, times.started_us, times.deadline_us).await?,
+        None => take_permit(shared, phase, times).await?,
     };
     // Lends `conn`, unless the pool closed while it was being opened or
     // validated: then it is closed at once and the caller gets `Closed`.
@@ -494,9 +535,7 @@ async fn checkout<M: Manager>(
                 // was released when it unwound. Queue again for a new one.
                 tracing::error!(target: "pool_core::connect", pool = %shared.config.name, "connect task panicked; retrying");
                 phase.set(Phase::Wait);
-                permit = take_permit(shared, phase, times.started_us, times.deadline_us)
-                    .await?
-                    .0;
+                permit = take_permit(shared, phase, times).await?.0;
             }
         }
     }

@@ -4,7 +4,7 @@
 //! (`POOL_ACQUIRE_TIMEOUT_MS=2000`). Every bad variable is reported, not only
 //! the first, and an unknown `POOL_*` variable is an error (with the nearest
 //! known name suggested): a typo must not silently fall back to a default.
-//! Tests use [`PoolConfig::from_iter`] so they never touch the process
+//! Tests use [`PoolConfig::from_vars`] so they never touch the process
 //! environment.
 
 use std::time::Duration;
@@ -191,7 +191,7 @@ impl PoolConfig {
                 )),
             }
         }
-        match Self::from_iter(vars) {
+        match Self::from_vars(vars) {
             Ok(config) => ConfigError::from_issues(issues).map(|()| config),
             Err(more) => {
                 issues.extend(more.into_issues());
@@ -206,26 +206,25 @@ impl PoolConfig {
     /// ```
     /// use pool_core::PoolConfig;
     ///
-    /// let config = PoolConfig::from_iter([("POOL_MAX_SIZE", "20")]).unwrap();
+    /// let config = PoolConfig::from_vars([("POOL_MAX_SIZE", "20")]).unwrap();
     /// assert_eq!(config.max_size, 20);
     ///
-    /// let err = PoolConfig::from_iter([("POOL_MAX_SIZE", "1"), ("POOL_MIN_SIZE", "2")]).unwrap_err();
+    /// let err = PoolConfig::from_vars([("POOL_MAX_SIZE", "1"), ("POOL_MIN_SIZE", "2")]).unwrap_err();
     /// assert!(err.to_string().contains("increase POOL_MAX_SIZE or reduce POOL_MIN_SIZE"));
     /// ```
-    #[allow(clippy::should_implement_trait)] // returns a Result; FromIterator cannot
-    pub fn from_iter<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        Self::from_iter_with_known(vars, &[])
+        Self::from_vars_with_known(vars, &[])
     }
 
-    /// Like [`from_iter`](PoolConfig::from_iter), but accepts the extra
+    /// Like [`from_vars`](PoolConfig::from_vars), but accepts the extra
     /// `POOL_*` names in `also_known` without reporting them as unknown (a
     /// backend crate reads those itself).
-    pub fn from_iter_with_known<I, K, V>(vars: I, also_known: &[&str]) -> Result<Self, ConfigError>
+    pub fn from_vars_with_known<I, K, V>(vars: I, also_known: &[&str]) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,

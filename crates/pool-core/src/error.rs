@@ -228,7 +228,8 @@ pub struct TimeoutError<E> {
     pub phase: Phase,
     /// How long the caller waited.
     pub waited: Duration,
-    /// The configured `acquire_timeout`.
+    /// The call's budget: the pool's `acquire_timeout`, or the timeout given
+    /// to `Pool::acquire_timeout`.
     pub timeout: Duration,
     /// The pool's statistics at the moment of the timeout.
     pub statistics: Statistics,

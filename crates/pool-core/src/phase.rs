@@ -56,17 +56,18 @@ impl PhaseCell {
 }
 
 /// The error of an `acquire()` that started at `started_us` (the pool's
-/// clock) and ran out of time in `phase`, with a statistics snapshot taken
-/// now and the pool's last connection error.
+/// clock) with `timeout` to spend and ran out of time in `phase`, with a
+/// statistics snapshot taken now and the pool's last connection error.
 pub(crate) fn timeout_error<M: Manager>(
     shared: &Shared<M>,
     phase: Phase,
     started_us: u64,
+    timeout: std::time::Duration,
 ) -> PoolError<M::Error> {
     PoolError::Timeout(Box::new(TimeoutError {
         phase,
         waited: std::time::Duration::from_micros(shared.now_us().saturating_sub(started_us)),
-        timeout: shared.config.acquire_timeout,
+        timeout,
         statistics: shared.statistics(),
         last_error: shared.last_error.load_full(),
     }))

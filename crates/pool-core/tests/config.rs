@@ -21,7 +21,7 @@ fn defaults_are_valid_and_no_timeout_is_infinite() {
 
 #[test]
 fn every_pool_variable_is_read() {
-    let config = PoolConfig::from_iter([
+    let config = PoolConfig::from_vars([
         ("POOL_MIN_SIZE", "1"),
         ("POOL_MAX_SIZE", "7"),
         ("POOL_ACQUIRE_TIMEOUT_MS", "1500"),
@@ -71,7 +71,7 @@ fn every_pool_variable_is_read() {
 
 #[test]
 fn every_bad_variable_is_reported_at_once() {
-    let err = PoolConfig::from_iter([
+    let err = PoolConfig::from_vars([
         ("POOL_MAX_SIZE", "ten"),
         ("POOL_ACQUIRE_TIMEOUT_MS", "5s"),
         ("POOL_CREATE_TIMEOUT_MS", "0"),
@@ -107,7 +107,7 @@ fn every_bad_variable_is_reported_at_once() {
 
 #[test]
 fn out_of_range_recycling_and_health_settings_are_reported() {
-    let err = PoolConfig::from_iter([
+    let err = PoolConfig::from_vars([
         ("POOL_MAX_LIFETIME_JITTER_PERCENT", "80"),
         ("POOL_MAX_CONNECTION_LIFETIME_MS", "0"),
         ("POOL_HEALTH_DEGRADED_PERCENT", "95"),
@@ -127,10 +127,10 @@ fn out_of_range_recycling_and_health_settings_are_reported() {
 #[test]
 fn a_flag_accepts_true_and_false_words_and_rejects_others() {
     for (text, expected) in [("true", true), ("0", false), ("YES", true), ("off", false)] {
-        let config = PoolConfig::from_iter([("POOL_WAIT_FOR_RECOVERY", text)]).unwrap();
+        let config = PoolConfig::from_vars([("POOL_WAIT_FOR_RECOVERY", text)]).unwrap();
         assert_eq!(config.wait_for_recovery, expected, "{text}");
     }
-    let err = PoolConfig::from_iter([("POOL_WAIT_FOR_RECOVERY", "sometimes")]).unwrap_err();
+    let err = PoolConfig::from_vars([("POOL_WAIT_FOR_RECOVERY", "sometimes")]).unwrap_err();
     assert!(
         err.to_string().contains("POOL_WAIT_FOR_RECOVERY=true"),
         "{err}"
@@ -139,7 +139,7 @@ fn a_flag_accepts_true_and_false_words_and_rejects_others() {
 
 #[test]
 fn a_size_relation_names_both_variables_and_the_fix() {
-    let err = PoolConfig::from_iter([("POOL_MAX_SIZE", "1"), ("POOL_MIN_SIZE", "2")]).unwrap_err();
+    let err = PoolConfig::from_vars([("POOL_MAX_SIZE", "1"), ("POOL_MIN_SIZE", "2")]).unwrap_err();
     assert_eq!(
         err.to_string(),
         "invalid pool configuration: max_size (1) must be >= min_size (2). Suggestion: increase POOL_MAX_SIZE or reduce POOL_MIN_SIZE"
@@ -148,7 +148,7 @@ fn a_size_relation_names_both_variables_and_the_fix() {
 
 #[test]
 fn an_unparsable_size_does_not_also_produce_a_misleading_relation_error() {
-    let err = PoolConfig::from_iter([("POOL_MAX_SIZE", "x"), ("POOL_MIN_SIZE", "50")]).unwrap_err();
+    let err = PoolConfig::from_vars([("POOL_MAX_SIZE", "x"), ("POOL_MIN_SIZE", "50")]).unwrap_err();
     assert_eq!(err.issues().len(), 1, "{err}");
 }
 
@@ -164,7 +164,7 @@ fn oversized_pools_and_durations_are_rejected_not_clamped() {
 
 #[test]
 fn backend_variables_can_be_declared_known() {
-    let config = PoolConfig::from_iter_with_known(
+    let config = PoolConfig::from_vars_with_known(
         [("POOL_APPLICATION_NAME", "svc")],
         &["POOL_APPLICATION_NAME"],
     )
@@ -186,11 +186,11 @@ fn the_configuration_round_trips_through_serde_with_millisecond_fields() {
 
 #[test]
 fn the_pool_name_comes_from_pool_name_and_must_be_a_safe_label() {
-    let config = PoolConfig::from_iter([("POOL_NAME", "replica-1")]).unwrap();
+    let config = PoolConfig::from_vars([("POOL_NAME", "replica-1")]).unwrap();
     assert_eq!(config.name, "replica-1");
     assert_eq!(PoolConfig::default().name, "default");
     for bad in ["", "has space", "quote\"", &"x".repeat(65)] {
-        let err = PoolConfig::from_iter([("POOL_NAME", bad)]).unwrap_err();
+        let err = PoolConfig::from_vars([("POOL_NAME", bad)]).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("POOL_NAME") && text.contains("A-Z a-z 0-9"),
@@ -201,7 +201,7 @@ fn the_pool_name_comes_from_pool_name_and_must_be_a_safe_label() {
 
 #[test]
 fn reconnect_delays_of_zero_are_refused_because_they_would_reconnect_in_a_hot_loop() {
-    let err = PoolConfig::from_iter([
+    let err = PoolConfig::from_vars([
         ("POOL_RECONNECT_INITIAL_DELAY_MS", "0"),
         ("POOL_RECONNECT_MAX_DELAY_MS", "0"),
     ])
@@ -257,9 +257,9 @@ fn huge_delays_are_refused_instead_of_panicking_later() {
 
 #[test]
 fn a_leak_detection_timeout_of_zero_means_off_and_is_valid() {
-    let config = PoolConfig::from_iter([("POOL_LEAK_DETECTION_TIMEOUT_MS", "0")]).unwrap();
+    let config = PoolConfig::from_vars([("POOL_LEAK_DETECTION_TIMEOUT_MS", "0")]).unwrap();
     assert!(!config.leak_detection_active());
-    let err = PoolConfig::from_iter([("POOL_LEAK_DETECTION_TIMEOUT_MS", "86400001")]).unwrap_err();
+    let err = PoolConfig::from_vars([("POOL_LEAK_DETECTION_TIMEOUT_MS", "86400001")]).unwrap_err();
     assert!(
         err.to_string()
             .contains("leak_detection_timeout (86400001 ms) must be between 0 ms and 86400000 ms"),
@@ -269,7 +269,7 @@ fn a_leak_detection_timeout_of_zero_means_off_and_is_valid() {
 
 #[test]
 fn a_number_too_large_for_any_setting_is_out_of_range_not_a_non_number() {
-    let err = PoolConfig::from_iter([
+    let err = PoolConfig::from_vars([
         ("POOL_ACQUIRE_TIMEOUT_MS", "99999999999999999999999"),
         ("POOL_MAX_QUERIES", "184467440737095516160"),
     ])
@@ -288,7 +288,7 @@ fn a_number_too_large_for_any_setting_is_out_of_range_not_a_non_number() {
 
 #[test]
 fn an_unknown_variable_is_reported_without_its_value() {
-    let err = PoolConfig::from_iter([("POOL_PASSWORD", "hunter2-secret")]).unwrap_err();
+    let err = PoolConfig::from_vars([("POOL_PASSWORD", "hunter2-secret")]).unwrap_err();
     let text = format!("{err} {err:?}");
     assert!(text.contains("POOL_PASSWORD is not a setting"), "{text}");
     assert!(
@@ -299,9 +299,9 @@ fn an_unknown_variable_is_reported_without_its_value() {
 
 #[test]
 fn the_seconds_spelling_of_the_leak_timeout_is_an_alias_and_not_both() {
-    let config = PoolConfig::from_iter([("POOL_LEAK_DETECTION_TIMEOUT", "45")]).unwrap();
+    let config = PoolConfig::from_vars([("POOL_LEAK_DETECTION_TIMEOUT", "45")]).unwrap();
     assert_eq!(config.leak_detection_timeout, Duration::from_secs(45));
-    let err = PoolConfig::from_iter([
+    let err = PoolConfig::from_vars([
         ("POOL_LEAK_DETECTION_TIMEOUT", "45"),
         ("POOL_LEAK_DETECTION_TIMEOUT_MS", "45000"),
     ])

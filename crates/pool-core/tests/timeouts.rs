@@ -110,3 +110,67 @@ async fn a_slow_validation_is_cut_by_validation_timeout_and_a_fresh_connection_u
     drop(conn);
     assert_nothing_lost(&pool).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_per_call_deadline_shorter_than_acquire_timeout_reports_like_the_pools_own() {
+    let pool = pool(1, 1).await;
+    let held = pool.acquire().await.unwrap();
+    let started = Instant::now();
+    let err = pool
+        .acquire_timeout(Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(50),
+        "this call's own deadline"
+    );
+    assert_eq!(err.timeout_phase(), Some(Phase::Wait));
+    let stats = err.statistics().expect("a snapshot");
+    assert_eq!((stats.active_connections, stats.waiting_requests), (1, 1));
+    assert!(err.to_string().contains("acquire_timeout 50 ms"), "{err}");
+    let stats = pool.statistics();
+    assert_eq!(
+        (stats.total_timeouts, stats.acquires_cancelled),
+        (1, 0),
+        "a timeout, not a cancellation: {stats:?}"
+    );
+    drop(held);
+    assert_nothing_lost(&pool).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_per_call_deadline_longer_than_acquire_timeout_outwaits_the_pools_own() {
+    // acquire_timeout is 5 s; the connection comes back after 8.
+    let pool = pool(1, 1).await;
+    let held = pool.acquire().await.unwrap();
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        drop(held);
+    });
+    let started = Instant::now();
+    let conn = pool
+        .acquire_timeout(Duration::from_secs(10))
+        .await
+        .expect("served within this call's deadline");
+    assert_eq!(started.elapsed(), Duration::from_secs(8));
+    release.await.unwrap();
+    assert_eq!(pool.statistics().total_timeouts, 0);
+    drop(conn);
+    assert_nothing_lost(&pool).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_zero_deadline_takes_an_idle_connection_but_never_queues() {
+    let pool = pool(1, 1).await;
+    let conn = pool
+        .acquire_timeout(Duration::ZERO)
+        .await
+        .expect("the idle connection");
+    let started = Instant::now();
+    let err = pool.acquire_timeout(Duration::ZERO).await.unwrap_err();
+    assert_eq!(started.elapsed(), Duration::ZERO);
+    assert_eq!(err.timeout_phase(), Some(Phase::Wait));
+    drop(conn);
+    assert_nothing_lost(&pool).await;
+}

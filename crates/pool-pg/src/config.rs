@@ -66,14 +66,14 @@ const TOKIO_POSTGRES_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60
 /// ```
 /// use pool_pg::PgConfig;
 ///
-/// let config = PgConfig::from_iter([
+/// let config = PgConfig::from_vars([
 ///     ("DATABASE_URL", "postgres://app:secret@db.internal:5432/orders"),
 ///     ("POOL_MAX_SIZE", "20"),
 /// ])?;
 /// assert_eq!(config.pool.max_size, 20);
 /// assert_eq!(config.redacted_url(), "postgres://app:***@db.internal:5432/orders");
 ///
-/// let err = PgConfig::from_iter([("POOL_MAX_SIZE", "many")]).unwrap_err();
+/// let err = PgConfig::from_vars([("POOL_MAX_SIZE", "many")]).unwrap_err();
 /// assert_eq!(err.issues().len(), 2); // DATABASE_URL is missing, POOL_MAX_SIZE is bad
 /// assert!(err.to_string().contains("set DATABASE_URL=postgres://user:password@host:5432/dbname"));
 /// # Ok::<(), pool_pg::ConfigError>(())
@@ -103,7 +103,7 @@ const TOKIO_POSTGRES_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60
 /// TLS follows libpq's `sslmode` and `sslrootcert`, read from the URL
 /// (`?sslmode=verify-full&sslrootcert=/etc/ssl/db-ca.pem`), else from
 /// `PGSSLMODE` and `PGSSLROOTCERT` (by [`from_env`](Self::from_env) and
-/// [`from_iter`](Self::from_iter); [`new`](Self::new) reads only the URL),
+/// [`from_vars`](Self::from_vars); [`new`](Self::new) reads only the URL),
 /// else the default, `prefer`. See [`SslMode`](crate::SslMode) for what each
 /// mode checks. TLS itself needs the `tls` feature of pool-pg; without it,
 /// `prefer` connects in plain text and `require`, `verify-ca` and
@@ -114,7 +114,7 @@ const TOKIO_POSTGRES_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60
 /// ```
 /// use pool_pg::{PgConfig, SslMode};
 ///
-/// let config = PgConfig::from_iter([
+/// let config = PgConfig::from_vars([
 ///     ("DATABASE_URL", "postgres://app@db.internal/orders?sslmode=disable"),
 ///     ("PGSSLMODE", "verify-full"), // the URL wins
 /// ])?;
@@ -122,7 +122,7 @@ const TOKIO_POSTGRES_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60
 ///
 /// // With the `tls` feature: the file does not exist. Without: the mode
 /// // needs the feature. Either way, before anything connects.
-/// let err = PgConfig::from_iter([(
+/// let err = PgConfig::from_vars([(
 ///     "DATABASE_URL",
 ///     "postgres://app@db.internal/orders?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem",
 /// )])
@@ -245,15 +245,14 @@ impl PgConfig {
                 Err(value) => vars.push((key.to_owned(), value.to_string_lossy().into_owned())),
             }
         }
-        Self::from_vars(vars, issues)
+        Self::from_pairs(vars, issues)
     }
 
     /// Reads the configuration from key/value pairs as if they were the
     /// environment: `DATABASE_URL`, `POOL_*`, `PGSSLMODE` and
     /// `PGSSLROOTCERT`; other keys are ignored.
     /// For tests, and for settings from a file.
-    #[allow(clippy::should_implement_trait)] // returns a Result; FromIterator cannot
-    pub fn from_iter<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
@@ -263,10 +262,10 @@ impl PgConfig {
             .into_iter()
             .map(|(k, v)| (k.as_ref().to_owned(), v.as_ref().to_owned()))
             .collect();
-        Self::from_vars(vars, Vec::new())
+        Self::from_pairs(vars, Vec::new())
     }
 
-    fn from_vars(
+    fn from_pairs(
         vars: Vec<(String, String)>,
         mut issues: Vec<ConfigIssue>,
     ) -> Result<Self, ConfigError> {
@@ -283,7 +282,7 @@ impl PgConfig {
             None => Err(vec![missing_url_issue()]),
         };
         let (statement_cache_size, reset_query) = session_settings(&vars, &mut issues);
-        let pool = PoolConfig::from_iter_with_known(
+        let pool = PoolConfig::from_vars_with_known(
             vars.iter().map(|(key, value)| (key, value)),
             POOL_PG_VARIABLES,
         )

@@ -3,7 +3,7 @@
 //! `PgPool` is pool-core's `Pool` over a [`PgManager`]; the PostgreSQL
 //! specific constructors are [`PgConfig::build`] (configuration first, then
 //! connect) and the [`PgPoolExt`] shortcuts `PgPool::connect`,
-//! `PgPool::from_env` and `PgPool::from_iter`. Every path logs one
+//! `PgPool::from_env` and `PgPool::from_vars`. Every path logs one
 //! `pool_pg::init` event with the redacted target before pool-core's warm-up
 //! (which logs its batches, `Connection pool initialized: ...`, or the
 //! failure with the suggested action).
@@ -123,8 +123,8 @@ pub trait PgPoolExt: Sized {
     fn from_env() -> impl Future<Output = Result<Self, Error>> + Send;
 
     /// Like [`from_env`](PgPoolExt::from_env) with key/value pairs in place
-    /// of the environment; see [`PgConfig::from_iter`].
-    fn from_iter<I, K, V>(vars: I) -> impl Future<Output = Result<Self, Error>> + Send
+    /// of the environment; see [`PgConfig::from_vars`].
+    fn from_vars<I, K, V>(vars: I) -> impl Future<Output = Result<Self, Error>> + Send
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
@@ -145,13 +145,13 @@ impl PgPoolExt for PgPool {
         async move { checked?.build().await }
     }
 
-    fn from_iter<I, K, V>(vars: I) -> impl Future<Output = Result<Self, Error>> + Send
+    fn from_vars<I, K, V>(vars: I) -> impl Future<Output = Result<Self, Error>> + Send
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
         V: AsRef<str>,
     {
-        let checked = PgConfig::from_iter(vars);
+        let checked = PgConfig::from_vars(vars);
         async move { checked?.build().await }
     }
 }

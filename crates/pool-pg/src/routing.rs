@@ -144,13 +144,12 @@ impl ReadWritePools {
                 wanted.then(|| (key, value.to_string_lossy().into_owned()))
             })
             .collect();
-        Self::from_iter(vars).await
+        Self::from_vars(vars).await
     }
 
     /// Like [`from_env`](Self::from_env) with key/value pairs in place of
     /// the environment.
-    #[allow(clippy::should_implement_trait)] // async and fallible
-    pub async fn from_iter<I, K, V>(vars: I) -> Result<Self, Error>
+    pub async fn from_vars<I, K, V>(vars: I) -> Result<Self, Error>
     where
         I: IntoIterator<Item = (K, V)>,
         K: AsRef<str>,
@@ -173,7 +172,7 @@ impl ReadWritePools {
             .as_deref()
             .map(|url| without_prefer_standby(url).unwrap_or_else(|| url.to_owned()));
         rest.extend(shown_url.map(|url| (crate::DATABASE_URL.to_owned(), url)));
-        let pool = PgConfig::from_iter(rest)?.pool;
+        let pool = PgConfig::from_vars(rest)?.pool;
         let primary_url = primary_url.unwrap_or_default();
         Self::connect(&primary_url, replica_url.as_deref(), pool).await
     }

@@ -29,7 +29,7 @@ fn assert_mentions(text: &str, expected: &[&str]) {
 
 #[test]
 fn every_bad_variable_is_reported_at_once() {
-    let error = PgConfig::from_iter([
+    let error = PgConfig::from_vars([
         ("POOL_MAX_SIZE", "lots"),
         ("POOL_ACQUIRE_TIMEOUT_MS", "2s"),
         ("HOME", "/root"),
@@ -54,7 +54,7 @@ fn every_bad_variable_is_reported_at_once() {
 
 #[test]
 fn a_malformed_url_and_bad_pool_settings_are_reported_together() {
-    let error = PgConfig::from_iter([
+    let error = PgConfig::from_vars([
         ("DATABASE_URL", "mysql://app:pw@db/orders"),
         ("POOL_MIN_SIZE", "-1"),
         ("POOL_MAX_SZE", "3"),
@@ -83,7 +83,7 @@ fn a_url_and_a_pool_config_given_in_code_are_checked_together() {
 
 #[tokio::test]
 async fn a_pool_with_a_bad_configuration_fails_before_connecting() {
-    let error = PgPool::from_iter([
+    let error = PgPool::from_vars([
         ("DATABASE_URL", "postgres://app@db/x"),
         ("POOL_MIN_SIZE", "x"),
     ])
@@ -184,7 +184,7 @@ fn accepted_urls_cover_both_schemes_unix_sockets_and_several_hosts() {
 
 #[test]
 fn connections_get_an_application_name_keepalives_and_a_tcp_connect_timeout() {
-    let config = PgConfig::from_iter([
+    let config = PgConfig::from_vars([
         ("DATABASE_URL", GOOD_URL),
         ("POOL_CREATE_TIMEOUT_MS", "1500"),
     ])

@@ -360,7 +360,7 @@ fn a_switchover_under_load_fails_only_requests_in_flight_and_reads_return_to_the
             "{}&application_name=patroni-switch",
             cluster.url("prefer-standby")
         );
-        let pools = ReadWritePools::from_iter([
+        let pools = ReadWritePools::from_vars([
             ("DATABASE_URL", url.as_str()),
             ("POOL_MIN_SIZE", "2"),
             ("POOL_MAX_SIZE", "4"),

@@ -69,7 +69,7 @@ async fn transaction_mode_serves_sixteen_tasks_of_typed_queries_and_transactions
     // The statement cache off, as PgBouncer before 1.21 needs: a cached
     // statement lives on one server connection, and the next transaction
     // may run on another.
-    let mut config = PgConfig::from_iter([
+    let mut config = PgConfig::from_vars([
         (
             "DATABASE_URL",
             url_with_app(&bouncer.url(), "bouncer-load").as_str(),

@@ -22,7 +22,7 @@ fn start_cluster() -> TempCluster {
 /// environment.
 async fn pools(cluster: &TempCluster, app: &str) -> ReadWritePools {
     let url = format!("{}&application_name={app}", cluster.url("prefer-standby"));
-    ReadWritePools::from_iter([
+    ReadWritePools::from_vars([
         ("DATABASE_URL", url.as_str()),
         ("POOL_MIN_SIZE", "1"),
         ("POOL_MAX_SIZE", "4"),

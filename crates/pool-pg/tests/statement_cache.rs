@@ -15,7 +15,7 @@ async fn pool(db: &TempDb, settings: &[(&str, &str)]) -> PgPool {
     let mut vars = vec![("DATABASE_URL", url.as_str()), ("POOL_MIN_SIZE", "1")];
     vars.push(("POOL_MAX_SIZE", "1"));
     vars.extend_from_slice(settings);
-    PgConfig::from_iter(vars)
+    PgConfig::from_vars(vars)
         .expect("the configuration")
         .build()
         .await
@@ -176,7 +176,7 @@ async fn a_reset_query_runs_on_every_return_before_the_connection_goes_idle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_reset_closes_the_connection_and_is_counted() {
     let db = start_db();
-    let config = PgConfig::from_iter([
+    let config = PgConfig::from_vars([
         ("DATABASE_URL", db.url().as_str()),
         ("POOL_MIN_SIZE", "1"),
         ("POOL_MAX_SIZE", "1"),
@@ -201,7 +201,7 @@ async fn a_failing_reset_closes_the_connection_and_is_counted() {
 async fn an_after_connect_hook_sets_up_every_new_connection_uncounted() {
     let db = start_db();
     db.execute("CREATE SCHEMA app").expect("create the schema");
-    let config = PgConfig::from_iter([
+    let config = PgConfig::from_vars([
         ("DATABASE_URL", db.url().as_str()),
         ("POOL_MIN_SIZE", "2"),
         ("POOL_MAX_SIZE", "2"),

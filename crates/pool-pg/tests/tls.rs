@@ -3,7 +3,7 @@
 //! `127.0.0.1`) and an unrelated "wrong" CA with rcgen, starts a throwaway
 //! PostgreSQL with `ssl = on`, and configures the pool the way users do:
 //! `DATABASE_URL` with `sslmode` / `sslrootcert`, through
-//! `PgPool::from_iter`. Whether a session really is encrypted is asked of
+//! `PgPool::from_vars`. Whether a session really is encrypted is asked of
 //! the server (`pg_stat_ssl`), not assumed.
 //!
 //! Every connect is bounded by the pool's `create_timeout` (2 s here) and
@@ -133,7 +133,7 @@ async fn pool_from(url: &str, extra: &[(&str, &str)]) -> Result<PgPool, pool_pg:
         ("POOL_CREATE_TIMEOUT_MS", create_timeout.as_str()),
     ];
     vars.extend_from_slice(extra);
-    tokio::time::timeout(BOUND, PgPool::from_iter(vars))
+    tokio::time::timeout(BOUND, PgPool::from_vars(vars))
         .await
         .expect("building the pool finishes within its bound")
 }
@@ -244,7 +244,7 @@ async fn require_encrypts_without_a_root_certificate_and_verifies_the_chain_with
         .unwrap();
     assert!(session_is_encrypted(&pool).await);
     assert_eq!(
-        PgConfig::from_iter([("DATABASE_URL", url(&db, "h", "sslmode=require"))])
+        PgConfig::from_vars([("DATABASE_URL", url(&db, "h", "sslmode=require"))])
             .unwrap()
             .tls
             .mode(),
@@ -310,7 +310,7 @@ async fn pgsslmode_and_pgsslrootcert_apply_when_the_url_is_silent() {
 #[test]
 fn a_missing_root_certificate_is_a_configuration_error_before_any_connect() {
     let url = format!("postgres://app:{PASSWORD}@127.0.0.1:1/x?sslmode=verify-full&sslrootcert=/nonexistent/ca.pem");
-    let error = PgConfig::from_iter([("DATABASE_URL", url)]).unwrap_err();
+    let error = PgConfig::from_vars([("DATABASE_URL", url)]).unwrap_err();
     let text = error.to_string();
     for expected in [
         "/nonexistent/ca.pem",
@@ -333,7 +333,7 @@ async fn tls_settings_and_tls_failures_never_show_the_password() {
         "127.0.0.1",
         &format!("sslmode=verify-full&sslrootcert={}", certs.ca()),
     );
-    let config = PgConfig::from_iter([("DATABASE_URL", &good)]).unwrap();
+    let config = PgConfig::from_vars([("DATABASE_URL", &good)]).unwrap();
     assert_no_secret("PgConfig", &format!("{config:?}"));
     assert_no_secret("PgTls", &format!("{:?} {}", config.tls, config.tls));
     assert!(format!("{config:?}").contains("VerifyFull"), "{config:?}");

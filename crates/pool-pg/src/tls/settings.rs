@@ -5,7 +5,7 @@
 //! `DATABASE_URL` query (`?sslmode=verify-full&sslrootcert=/path/ca.pem`),
 //! else the environment variable (`PGSSLMODE`, `PGSSLROOTCERT`; an empty
 //! one counts as unset), else the default: `prefer`, no root certificate.
-//! The environment is read by `PgConfig::from_env` (and `from_iter` reads
+//! The environment is read by `PgConfig::from_env` (and `from_vars` reads
 //! the same names from its pairs); `PgConfig::new(url, ..)` reads only the
 //! URL.
 //!
