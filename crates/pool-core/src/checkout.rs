@@ -40,7 +40,7 @@ use crate::guard::PooledConnection;
 use crate::health;
 use crate::idle::Conn;
 use crate::manager::Manager;
-use crate::open::{spawn_open, validate, OpenFailure, OpenOutcome};
+use crate::open::{before_checkout, spawn_open, validate, OpenFailure, OpenOutcome};
 use crate::phase::{timeout_error, CancelTracker, PhaseCell};
 use crate::pool::Pool;
 use crate::reconnect;
@@ -293,6 +293,7 @@ fn fast_path<M: Manager>(shared: &Arc<Shared<M>>, site: Option<Site>) -> FastPat
         let now_us = shared.now_us();
         if on_checkout(&shared.manager, &mut conn, now_us, shared.generation()).is_none()
             && !needs_validation(shared, &conn, now_us)
+            && !shared.checkout_hook
         {
             acquire_span::fast_path(&shared.config.name);
             return FastPath::Done(PooledConnection::new(conn, permit, now_us, site, None));
@@ -469,6 +470,16 @@ async fn checkout<M: Manager>(
                     phase.set(Phase::Wait);
                     continue;
                 }
+            }
+            if shared.checkout_hook {
+                phase.set(Phase::Validate);
+                // Cancel-safe like the validation above.
+                if let Err(reason) = before_checkout(shared, &mut conn).await {
+                    conn.retire(reason);
+                    phase.set(Phase::Wait);
+                    continue;
+                }
+                phase.set(Phase::Wait);
             }
             return lend(conn, permit);
         }

@@ -36,6 +36,10 @@ pub enum Verdict {
     /// manager's configuration now leads. Counted in
     /// `closed_by_reason.evicted`.
     ServerLost(String),
+    /// Fit, but not wanted back (a hook of the manager's user said so): it
+    /// is closed. Counted in `closed_by_reason.discarded`, like a
+    /// connection the caller discarded.
+    Discard,
     /// Not decided yet: the manager needs I/O first (a request whose answer
     /// is still on the wire, a session reset to run). The pool runs
     /// [`Manager::settle`] in a task under `validation_timeout`, keeping the
@@ -118,6 +122,27 @@ pub trait Manager: Send + Sync + 'static {
     fn settle(&self, conn: &mut Self::Connection) -> impl Future<Output = Verdict> + Send {
         let _ = conn;
         std::future::ready(Verdict::Dirty)
+    }
+
+    /// Whether [`before_checkout`](Manager::before_checkout) is to run. Asked
+    /// once, when the pool is built, so a manager without a hook costs the
+    /// checkout nothing. The default says no.
+    fn has_checkout_hook(&self) -> bool {
+        false
+    }
+
+    /// The manager's own check of an idle connection about to be lent, after
+    /// its liveness check if it had one: `true` lends it, `false` closes it
+    /// (counted in `closed_by_reason.discarded`) and the caller is given
+    /// another within its own deadline. Runs only if
+    /// [`has_checkout_hook`](Manager::has_checkout_hook) says so, under
+    /// `validation_timeout`; a timeout or a panic closes the connection as a
+    /// failed validation. Not run on a connection opened for this very
+    /// caller (it is fresh), nor by `try_acquire()` (which never does I/O).
+    /// Must be cancel-safe like [`validate`](Manager::validate).
+    fn before_checkout(&self, conn: &mut Self::Connection) -> impl Future<Output = bool> + Send {
+        let _ = conn;
+        std::future::ready(true)
     }
 
     /// A way to abort `conn` while a caller still holds it, used by

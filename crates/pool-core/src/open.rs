@@ -209,6 +209,40 @@ pub(crate) async fn validate<M: Manager>(
     Err(shared.record_error(error))
 }
 
+/// Runs the manager's [`before_checkout`](Manager::before_checkout) on an
+/// idle connection about to be lent, under `validation_timeout`. `Err`
+/// says why it must be closed instead: the hook said no (`Discarded`), or
+/// it timed out or panicked (`ValidationFailed`, counted and logged as a
+/// failed validation).
+pub(crate) async fn before_checkout<M: Manager>(
+    shared: &Shared<M>,
+    conn: &mut Conn<M::Connection>,
+) -> Result<(), RetireReason> {
+    let timeout = shared.config.validation_timeout;
+    let check = AssertUnwindSafe(shared.manager.before_checkout(&mut conn.raw)).catch_unwind();
+    let why = match tokio::time::timeout(timeout, check).await {
+        Ok(Ok(true)) => return Ok(()),
+        Ok(Ok(false)) => return Err(RetireReason::Discarded),
+        Ok(Err(panic)) => {
+            let message = panic_message(panic.as_ref());
+            report_panic(shared, "before_checkout", &message);
+            format!("panicked: {message}")
+        }
+        Err(_) => format!(
+            "did not finish within validation_timeout ({} ms; POOL_VALIDATION_TIMEOUT_MS)",
+            timeout.as_millis()
+        ),
+    };
+    shared.ledger.stats.validation_failures.incr();
+    tracing::warn!(
+        target: "pool_core::validate",
+        pool = %shared.config.name,
+        connection_id = conn.id,
+        "the manager's check before checkout {why}; closing the connection"
+    );
+    Err(RetireReason::ValidationFailed)
+}
+
 /// The text of a panic's payload (`panic!("...")` gives a `&str` or a
 /// `String`).
 pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {

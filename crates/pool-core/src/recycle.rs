@@ -100,6 +100,7 @@ pub(crate) fn judge<C>(
         Verdict::Reuse { statements } => statements,
         Verdict::Broken => return Some(Rejected::Retire(RetireReason::Broken)),
         Verdict::Dirty => return Some(Rejected::Retire(RetireReason::Dirty)),
+        Verdict::Discard => return Some(Rejected::Retire(RetireReason::Discarded)),
         Verdict::ServerLost(why) => return Some(Rejected::ServerLost(why)),
         Verdict::Settle => return Some(Rejected::Settle),
     };

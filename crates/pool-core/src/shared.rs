@@ -65,6 +65,8 @@ pub(crate) struct Shared<M: Manager> {
     pub(crate) sweep_requested: AtomicBool,
     /// `config.validation_skip_window` in µs, for the hot path.
     pub(crate) skip_window_us: u64,
+    /// `manager.has_checkout_hook()`, asked once at build, for the hot path.
+    pub(crate) checkout_hook: bool,
     /// The eviction generation: bumped by `evict`. A connection remembers
     /// the generation its connect began in and is retired once it differs.
     generation: AtomicU64,
@@ -90,6 +92,7 @@ impl<M: Manager> Shared<M> {
             &config.name,
             Box::new(move |to| observed.stats.metrics.state(to)),
         );
+        let checkout_hook = manager.has_checkout_hook();
         Self {
             manager,
             semaphore: Semaphore::new(max_size),
@@ -105,6 +108,7 @@ impl<M: Manager> Shared<M> {
             sweep_requested: AtomicBool::new(false),
             skip_window_us: u64::try_from(config.validation_skip_window.as_micros())
                 .unwrap_or(u64::MAX),
+            checkout_hook,
             generation: AtomicU64::new(0),
             next_connection_id: AtomicU64::new(1),
             last_error_at: Stamp::none(),

@@ -108,6 +108,7 @@ mod config;
 mod connect;
 mod connection;
 mod error;
+mod hooks;
 mod manager;
 mod pool;
 mod query;
@@ -126,7 +127,8 @@ pub use config::{
 };
 pub use connection::PgConnection;
 pub use error::PgError;
-pub use manager::{AfterConnect, HookFuture, PgManager, SETTLE_TIMEOUT};
+pub use hooks::{AfterConnect, HookFuture, KeepFuture, KeepHook};
+pub use manager::{PgManager, SETTLE_TIMEOUT};
 pub use pool::{Error, PgPool, PgPoolExt, PgPooledConnection};
 pub use query::SqlOrStatement;
 pub use routing::{

@@ -29,8 +29,6 @@
 //!   reported at once instead of being retried until the deadline.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +43,7 @@ use crate::config::apply_connection_defaults;
 use crate::connect::{connect, Setup};
 use crate::connection::{PgConnection, TaskReport};
 use crate::error::{Cause, Operation, PgError};
+use crate::hooks::{Decision, Hooks};
 use crate::socket::{PgSocket, SocketOptions};
 use crate::tls::PgTls;
 use crate::url::{redacted_url_of, servers, shown_name};
@@ -56,14 +55,6 @@ use crate::wire::Unclean;
 /// request cancelled on the server: 250 ms. (The pool bounds every settle
 /// by `validation_timeout` too.)
 pub const SETTLE_TIMEOUT: Duration = Duration::from_millis(250);
-
-/// The future an [`AfterConnect`] hook returns.
-pub type HookFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a>>;
-
-/// A hook run on every new connection before the pool uses it (e.g.
-/// `SET search_path`); see [`PgManager::after_connect`].
-pub type AfterConnect = Arc<dyn for<'a> Fn(&'a mut PgConnection) -> HookFuture<'a> + Send + Sync>;
 
 /// The pool's [`Manager`] for PostgreSQL over tokio-postgres, generic over
 /// the TLS connector ([`PgTls`] by default: the libpq `sslmode`s, see
@@ -93,11 +84,8 @@ pub struct PgManager<T = PgTls> {
     connection_errors: Arc<AtomicU64>,
     /// What every connection shares (see `connect.rs`).
     setup: Setup,
-    /// Run on every return before the connection goes idle.
-    reset: Option<Arc<str>>,
-    after_connect: Option<AfterConnect>,
-    /// Failed `after_connect` hooks and session resets.
-    hook_failures: Arc<AtomicU64>,
+    /// The user's hooks and the session reset (`hooks.rs`).
+    pub(crate) hooks: Hooks,
 }
 
 impl PgManager<PgTls> {
@@ -167,9 +155,7 @@ impl<T> PgManager<T> {
             server,
             connection_errors,
             setup,
-            reset: None,
-            after_connect: None,
-            hook_failures: Arc::new(AtomicU64::new(0)),
+            hooks: Hooks::default(),
         }
     }
 
@@ -181,41 +167,6 @@ impl<T> PgManager<T> {
     /// `docs/high-availability.md`).
     pub fn statement_cache_size(mut self, statements: usize) -> Self {
         self.setup.cache_size = statements;
-        self
-    }
-
-    /// Runs `sql` (simple protocol, e.g. `DISCARD ALL`, or `RESET ALL;
-    /// SELECT pg_advisory_unlock_all()`) on every returned connection
-    /// before it goes idle, within `validation_timeout`, for services that
-    /// change session state (`SET`, temporary tables, advisory locks). A
-    /// connection whose reset fails or times out is closed (logged at
-    /// `WARN`, counted in [`hook_failures`](Self::hook_failures)). It costs
-    /// a round trip on every return; `DISCARD ALL` also empties the
-    /// statement cache. From the environment, `POOL_RESET_QUERY`.
-    pub fn reset_on_return(mut self, sql: impl Into<String>) -> Self {
-        let sql = sql.into();
-        self.reset = (!sql.trim().is_empty()).then(|| Arc::from(sql));
-        self
-    }
-
-    /// Runs `hook` on every new connection before the pool uses it, within
-    /// `create_timeout` (the connect's own budget). Its statements are not
-    /// counted toward `max_queries`. A failing hook fails the connect: it
-    /// is logged, counted in [`hook_failures`](Self::hook_failures), and
-    /// retried like any failed connect.
-    ///
-    /// ```
-    /// # fn demo(manager: pool_pg::PgManager) -> pool_pg::PgManager {
-    /// manager.after_connect(|conn| {
-    ///     Box::pin(async move { conn.batch_execute("SET search_path TO app, public").await })
-    /// })
-    /// # }
-    /// ```
-    pub fn after_connect<F>(mut self, hook: F) -> Self
-    where
-        F: for<'a> Fn(&'a mut PgConnection) -> HookFuture<'a> + Send + Sync + 'static,
-    {
-        self.after_connect = Some(Arc::new(hook));
         self
     }
 
@@ -239,10 +190,11 @@ impl<T> PgManager<T> {
         self.connection_errors.load(Ordering::Relaxed)
     }
 
-    /// How many `after_connect` hooks and session resets failed (each was
-    /// logged at `WARN` with target `pool_pg::connection`).
+    /// How many hooks (`after_connect`, `before_acquire`, `after_release`)
+    /// and session resets failed (each was logged at `WARN` with target
+    /// `pool_pg::connection` and its connection closed).
     pub fn hook_failures(&self) -> u64 {
-        self.hook_failures.load(Ordering::Relaxed)
+        self.hooks.failures()
     }
 
     /// Logs why a returned connection is closed.
@@ -264,6 +216,15 @@ impl<T> PgManager<T> {
         }
     }
 
+    /// `Broken` if `conn` is closed, else `otherwise`.
+    fn closed_or(&self, conn: &PgConnection, otherwise: Verdict) -> Verdict {
+        if conn.is_closed() {
+            Verdict::Broken
+        } else {
+            otherwise
+        }
+    }
+
     /// The verdict on a connection whose wire is settled.
     fn judge(&self, conn: &PgConnection) -> Verdict {
         if conn.is_closed() {
@@ -282,16 +243,6 @@ impl<T> PgManager<T> {
             }
         }
     }
-
-    fn hook_failed(&self, what: &str, error: &dyn fmt::Display) {
-        self.hook_failures.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            target: "pool_pg::connection",
-            server = %self.server,
-            error = %error,
-            "{what} failed; closing the connection"
-        );
-    }
 }
 
 impl<T> Manager for PgManager<T>
@@ -308,14 +259,15 @@ where
         // Cancel-safe: dropped mid-way (create_timeout), the half-open
         // socket or the spawned connection is dropped with the future.
         let mut conn = connect(&self.config, &self.tls, &self.setup).await?;
-        if let Some(hook) = &self.after_connect {
+        if let Some(hook) = &self.hooks.after_connect {
             if let Err(error) = hook(&mut conn).await {
                 let error = PgError::from_cause(
                     Operation::AfterConnect,
                     Arc::clone(&self.server),
                     Cause::Postgres(error),
                 );
-                self.hook_failed("the after_connect hook", &error);
+                self.hooks
+                    .failed(&self.server, "the after_connect hook", &error);
                 return Err(error);
             }
             conn.start_counting();
@@ -345,7 +297,7 @@ where
             // ROLLBACK, the rest of a dropped stream, a ReadyForQuery still
             // on the wire): `settle` lets it, briefly.
             Some(Unclean::InFlight | Unclean::InTransaction) => Verdict::Settle,
-            None if self.reset.is_some() => Verdict::Settle,
+            None if self.hooks.on_return() => Verdict::Settle,
             _ => self.judge(conn),
         }
     }
@@ -366,22 +318,37 @@ where
                 return Verdict::Dirty;
             }
         }
-        if let Some(reset) = &self.reset {
-            if conn.unclean().is_none() {
-                if let Err(error) = conn.own_query(reset).await {
-                    self.hook_failed(
-                        "the session reset (POOL_RESET_QUERY)",
-                        &crate::error::describe(&error),
-                    );
-                    return if conn.is_closed() {
-                        Verdict::Broken
-                    } else {
-                        Verdict::Dirty
-                    };
+        if conn.unclean().is_none() && !conn.is_closed() {
+            if let Some(hook) = &self.hooks.after_release {
+                match self
+                    .hooks
+                    .keep("the after_release hook", hook, conn, &self.server)
+                    .await
+                {
+                    Decision::Keep => {}
+                    Decision::Discard => return Verdict::Discard,
+                    Decision::Failed => return self.closed_or(conn, Verdict::Dirty),
                 }
+            }
+            if !self.hooks.reset(conn, &self.server).await {
+                return self.closed_or(conn, Verdict::Dirty);
             }
         }
         self.judge(conn)
+    }
+
+    fn has_checkout_hook(&self) -> bool {
+        self.hooks.before_acquire.is_some()
+    }
+
+    async fn before_checkout(&self, conn: &mut PgConnection) -> bool {
+        let Some(hook) = &self.hooks.before_acquire else {
+            return true;
+        };
+        self.hooks
+            .keep("the before_acquire hook", hook, conn, &self.server)
+            .await
+            == Decision::Keep
     }
 
     fn force_closer(&self, conn: &PgConnection) -> Option<ForceClose> {
@@ -407,8 +374,7 @@ impl<T> fmt::Debug for PgManager<T> {
             .field("keepalives_idle", &self.config.get_keepalives_idle())
             .field("tcp_user_timeout", &self.config.get_tcp_user_timeout())
             .field("statement_cache_size", &self.setup.cache_size)
-            .field("reset_on_return", &self.reset)
-            .field("after_connect", &self.after_connect.is_some())
+            .field("hooks", &self.hooks)
             .field("connection_errors", &self.connection_errors())
             .finish_non_exhaustive()
     }

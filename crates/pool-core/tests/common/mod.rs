@@ -63,6 +63,12 @@ pub struct FakeManager {
     /// `Never` take their time; panics while `panic_in_settle` is set.
     pub settle_gate: Mutex<Gate>,
     pub panic_in_settle: AtomicBool,
+    /// The checkout hook, if any (read when the pool is built): `Ok` lends,
+    /// `Err` discards, `Slow` and `Never` take their time; panics while
+    /// `panic_in_checkout` is set. `checked_out` counts its runs.
+    pub checkout_gate: Mutex<Option<Gate>>,
+    pub panic_in_checkout: AtomicBool,
+    pub checked_out: AtomicU64,
     /// The next this many creates fail (before the gate is consulted).
     pub fail_next_creates: AtomicU64,
     pub counters: Arc<Counters>,
@@ -99,6 +105,9 @@ impl FakeManager {
             panic_in_validate: AtomicBool::new(false),
             settle_gate: Mutex::new(Gate::Ok),
             panic_in_settle: AtomicBool::new(false),
+            checkout_gate: Mutex::new(None),
+            panic_in_checkout: AtomicBool::new(false),
+            checked_out: AtomicU64::new(0),
             fail_next_creates: AtomicU64::new(0),
             counters: Arc::new(Counters::default()),
         }
@@ -215,6 +224,19 @@ impl Manager for FakeManager {
             }
             Err(_) => Verdict::Dirty,
         }
+    }
+
+    fn has_checkout_hook(&self) -> bool {
+        self.checkout_gate.lock().is_some()
+    }
+
+    async fn before_checkout(&self, _conn: &mut LiveConn) -> bool {
+        self.checked_out.fetch_add(1, Ordering::SeqCst);
+        let gate = self.checkout_gate.lock().unwrap_or(Gate::Ok);
+        if self.panic_in_checkout.load(Ordering::SeqCst) {
+            panic!("the fake manager's checkout hook panicked");
+        }
+        pass(gate, "discard").await.is_ok()
     }
 
     fn is_retryable(&self, _error: &FakeError) -> bool {
