@@ -321,7 +321,18 @@ async fn the_query_tool_returns_rows_as_json_and_refuses_writes() {
         .await;
     assert_eq!(too_many["error"]["code"], -32602, "{too_many}");
 
-    let stats = client.call_tool("pool_statistics", json!({})).await;
+    // A connection returned right after an error can still have the
+    // server's ReadyForQuery on the wire: the pool settles it in the
+    // background before it is idle again. Ask until it is.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let stats = loop {
+        let stats = client.call_tool("pool_statistics", json!({})).await;
+        let active = &stats["result"]["structuredContent"]["statistics"]["active_connections"];
+        if *active == 0 || std::time::Instant::now() > deadline {
+            break stats;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
     let snapshot = &stats["result"]["structuredContent"];
     assert!(
         snapshot["statistics"]["total_acquisitions"]
