@@ -184,6 +184,9 @@ where
                 "database is not read only",
             )));
         }
+        if wanted == TargetSessionAttrs::ReadOnly && standby == Some(true) {
+            conn.wire.wants_standby();
+        }
     }
     conn.start_counting();
     Ok(conn)

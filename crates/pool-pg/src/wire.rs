@@ -72,6 +72,10 @@ const CALLER_READ_ONLY: u8 = 1 << 2;
 const SERVER_READ_ONLY: u8 = 1 << 3;
 const HOT_STANDBY: u8 = 1 << 4;
 const REFUSED_WRITE: u8 = 1 << 5;
+/// Opened for a read-only session (`target_session_attrs=read-only`) on a
+/// hot standby: a promotion takes the server away from what it is for.
+const WANTS_STANDBY: u8 = 1 << 6;
+const PROMOTED: u8 = 1 << 7;
 
 /// Why a connection may not be handed to the next caller, from the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,6 +150,13 @@ impl Wire {
         self.armed.store(true, Relaxed);
     }
 
+    /// Marks a connection opened for read-only sessions on a hot standby:
+    /// `in_hot_standby` turning off (a promotion) then makes it
+    /// [`Unclean::ServerLost`].
+    pub(crate) fn wants_standby(&self) {
+        self.set(WANTS_STANDBY);
+    }
+
     fn is_armed(&self) -> bool {
         self.armed.load(Relaxed)
     }
@@ -187,6 +198,10 @@ impl Wire {
         } else if flags & SERVER_READ_ONLY != 0 {
             Some(Unclean::ServerLost(
                 "the server turned default_transaction_read_only on without a SET of the caller's: demoted, failed over or reconfigured read-only",
+            ))
+        } else if flags & PROMOTED != 0 {
+            Some(Unclean::ServerLost(
+                "the standby was promoted (in_hot_standby = off): it takes writes now, and this pool is for read-only sessions (target_session_attrs=read-only)",
             ))
         } else if flags & REFUSED_WRITE != 0 {
             Some(Unclean::ServerLost(
@@ -305,6 +320,10 @@ impl Watch {
                         exchange.read_only = Some(on);
                     } else if name == b"in_hot_standby" && on {
                         wire.set(HOT_STANDBY);
+                    } else if name == b"in_hot_standby"
+                        && wire.flags.load(Relaxed) & WANTS_STANDBY != 0
+                    {
+                        wire.set(PROMOTED);
                     }
                 }
                 // CopyInResponse: a COPY started by `Execute` makes the

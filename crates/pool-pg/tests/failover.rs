@@ -415,3 +415,41 @@ async fn a_write_refused_by_a_server_made_read_only_evicts_the_pool() {
     );
     drop(db);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_pool_leaves_a_standby_at_its_first_use_after_promotion() {
+    let cluster = start_cluster();
+    let url = format!(
+        "{}&application_name=failover-promoted-reader",
+        cluster.url("read-only")
+    );
+    let pool = connect(&url, failover_pool().min_size(2).max_size(2)).await;
+    let conn = pool.acquire().await.expect("a reader");
+    assert_eq!(
+        common::server_port(&conn).await,
+        i32::from(cluster.standby().port())
+    );
+    drop(conn);
+
+    cluster.promote().expect("promote the standby");
+    // The first read after the promotion still works (a read is a read),
+    // and its ReadyForQuery carries in_hot_standby = off.
+    let conn = pool.acquire().await.expect("a reader, before it knows");
+    common::server_port(&conn).await;
+    drop(conn);
+    wait_until("the promoted server's connections are evicted", || {
+        let statistics = pool.statistics();
+        statistics.closed_by_reason.evicted == 2 && statistics.active_connections == 0
+    })
+    .await;
+
+    // Both servers take writes now: a read-only pool has nowhere to go.
+    let error = pool
+        .acquire_timeout(Duration::from_millis(500))
+        .await
+        .expect_err("no read-only server is left");
+    assert!(
+        error.to_string().contains("not read only"),
+        "the connects say why: {error}"
+    );
+}

@@ -50,16 +50,6 @@ const WRITERS: i32 = 4;
 const READERS: i32 = 2;
 /// Bound of the waits on the pool in these tests (a failover takes ~1 s).
 const BOUND: Duration = Duration::from_secs(20);
-/// The connection lifetime of the switchover test's pools. KNOWN POOL
-/// ISSUE (see `docs/high-availability.md`, "Behind Patroni"): the replica
-/// pool of `ReadWritePools` never checks that a server it holds sessions
-/// on is still a standby, so after a switchover or failover promotes the
-/// standby, reads stay on the new primary until those sessions end. With
-/// the default lifetime (30 min) reads never return to the old primary
-/// within this test (measured: 2 sessions kept, 0 closed, every read on the
-/// new primary 20 s after the old one streamed again); a short lifetime
-/// bounds it.
-const READ_ROUTING_LIFETIME_MS: &str = "3000";
 /// Environment variable that makes a missing Patroni a failure.
 const REQUIRE: &str = "POOL_REQUIRE_PATRONI";
 
@@ -367,7 +357,6 @@ fn a_switchover_under_load_fails_only_requests_in_flight_and_reads_return_to_the
             ("POOL_CREATE_TIMEOUT_MS", "1000"),
             ("POOL_ACQUIRE_TIMEOUT_MS", "5000"),
             ("POOL_WAIT_FOR_RECOVERY", "true"),
-            ("POOL_MAX_CONNECTION_LIFETIME_MS", READ_ROUTING_LIFETIME_MS),
             ("POOL_RECONNECT_INITIAL_DELAY_MS", "50"),
             ("POOL_RECONNECT_MAX_DELAY_MS", "200"),
         ])

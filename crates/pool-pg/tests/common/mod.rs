@@ -123,6 +123,14 @@ pub(crate) fn is_sleeping(db: &TempDb, pid: i32) -> bool {
         == 1
 }
 
+/// The port of the server `conn` is connected to.
+pub(crate) async fn server_port(conn: &PgConnection) -> i32 {
+    conn.query_one("SELECT inet_server_port()", &[])
+        .await
+        .expect("SELECT inet_server_port()")
+        .get(0)
+}
+
 /// The backend process id of `conn`, asked through it.
 pub(crate) async fn backend_pid(conn: &PgConnection) -> i32 {
     conn.query_one("SELECT pg_backend_pid()", &[])
