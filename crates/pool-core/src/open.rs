@@ -26,6 +26,7 @@ use crate::recycle::jittered_lifetime;
 use crate::retire::RetireReason;
 use crate::shared::{Permit, Shared};
 use crate::slot::{Slot, SlotState};
+use crate::state::PoolState;
 
 /// Most connections opened at the same time by `build()`.
 pub const WARM_UP_BATCH: usize = 16;
@@ -110,6 +111,11 @@ pub(crate) async fn connect<M: Manager>(
     let failure = match tokio::time::timeout(timeout, create).await {
         Ok(Ok(Ok(raw))) => {
             shared.recovery.connect_succeeded();
+            if shared.state.get() == PoolState::Recovering {
+                // A connect under way when the pool lost the database
+                // (a caller's, maintenance's) got through: it is back.
+                crate::reconnect::recovered(shared, "a connect under way");
+            }
             slot.set(SlotState::InUse);
             shared
                 .ledger

@@ -304,3 +304,49 @@ async fn transient_failures_in_a_row_start_recovery_after_the_threshold() {
     pool.manager().set_create(Gate::Ok);
     common::wait_until_recovered(&pool, Duration::from_secs(30)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_connect_under_way_that_gets_through_ends_the_recovery_at_once() {
+    // Slow probes: only the caller's own connect can end the outage early.
+    let cfg = config(0, 2).reconnect_delays(Duration::from_secs(30), Duration::from_secs(30));
+    let pool = Pool::build(FakeManager::new(), cfg)
+        .await
+        .expect("pool builds");
+    // A caller's connect is under way (it will succeed in 500 ms) ...
+    pool.manager()
+        .set_create(Gate::Slow(Duration::from_millis(500)));
+    let first = {
+        let pool = pool.clone();
+        tokio::spawn(async move { pool.acquire().await })
+    };
+    while pool.manager().creates() == 0 {
+        tokio::task::yield_now().await;
+    }
+    // ... when every other connect starts failing: the pool is lost.
+    pool.manager().set_create(Gate::Ok);
+    pool.manager()
+        .fail_next_creates
+        .store(1_000, std::sync::atomic::Ordering::SeqCst);
+    let turned_away = pool.acquire().await.unwrap_err();
+    assert!(turned_away.is_unavailable(), "{turned_away}");
+    assert_eq!(pool.state(), PoolState::Recovering);
+
+    let conn = first
+        .await
+        .expect("the caller's task")
+        .expect("its connect got through");
+    assert_ne!(
+        pool.state(),
+        PoolState::Recovering,
+        "a connect that got through proves the database is back"
+    );
+    pool.manager()
+        .fail_next_creates
+        .store(0, std::sync::atomic::Ordering::SeqCst);
+    let second = pool
+        .acquire()
+        .await
+        .expect("served, not turned away until the next probe in 30 s");
+    drop((conn, second));
+    assert_nothing_lost(&pool).await;
+}

@@ -119,6 +119,7 @@ fn first_success_after(log: &Mutex<Vec<Write>>, after: Instant) -> Option<Instan
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_the_primary_stops_and_the_standby_is_promoted_writes_succeed_within_two_seconds() {
     const WRITERS: i32 = 4;
+    let logs = common::capture_logs();
     let cluster = start_cluster();
     create_table(&cluster);
     let url = format!(
@@ -181,7 +182,21 @@ async fn after_the_primary_stops_and_the_standby_is_promoted_writes_succeed_with
             .iter()
             .filter(|w| w.started > first_write && w.outcome.is_err())
             .collect();
-        assert!(late.is_empty(), "errors after the recovery: {late:?}");
+        let pool_log: Vec<String> = logs
+            .text()
+            .lines()
+            .filter(|line| {
+                line.contains("failover-promote")
+                    || line.contains("pool_core::reconnect")
+                    || line.contains("pool_core::connect")
+            })
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            late.is_empty(),
+            "errors after the recovery (first write {first_write:?}): {late:?}\nthe pool's log:\n{}",
+            pool_log.join("\n")
+        );
         let hangs = writes
             .iter()
             .filter(|w| w.outcome.as_ref().is_err_and(|e| e == "hang"))
