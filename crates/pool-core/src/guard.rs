@@ -18,7 +18,7 @@ use std::time::Duration;
 use crate::idle::Conn;
 use crate::leak;
 use crate::manager::Manager;
-use crate::recycle::{on_return, Rejected};
+use crate::recycle::{finish_return, on_return, Rejected};
 use crate::retire::RetireReason;
 use crate::seats::SlowWait;
 use crate::settle;
@@ -197,52 +197,6 @@ impl<M: Manager> Drop for PooledConnection<M> {
         // `self.permit` is released after this body: the next waiter wakes
         // up with the connection already in the idle queue.
     }
-}
-
-/// Acts on the judgement of a returned connection: back to the idle queue,
-/// or retired (evicting every connection when its server is lost).
-pub(crate) fn finish_return<M: Manager>(
-    shared: &Shared<M>,
-    mut conn: Conn<M::Connection>,
-    rejected: Option<Rejected>,
-    now_us: u64,
-    generation: u64,
-) {
-    match rejected {
-        None => {}
-        Some(Rejected::ServerLost(why)) => {
-            // The server itself is gone or changed role (shut down,
-            // demoted, failed over): every connection to it goes at
-            // once, not one failed request at a time. Only the first
-            // report of a generation evicts; a later one from the same
-            // old generation is already being retired, and just goes
-            // (as dirty: it saw the loss after the eviction).
-            if conn.generation == generation {
-                conn.retire(RetireReason::Evicted);
-                shared.evict(&why);
-            } else {
-                conn.retire(RetireReason::Dirty);
-            }
-            return;
-        }
-        Some(Rejected::Retire(reason)) => {
-            if reason == RetireReason::Broken {
-                // A connection that died under its user: the server may
-                // have restarted, so check the idle ones before handing
-                // them out.
-                shared.suspect_idle_connections();
-            }
-            conn.retire(reason);
-            return;
-        }
-        Some(Rejected::Settle) => {
-            // A settle that asks to settle again: its state is unknown.
-            conn.retire(RetireReason::Dirty);
-            return;
-        }
-    }
-    conn.last_used_us = now_us;
-    shared.return_to_idle(conn);
 }
 
 impl<M: Manager> fmt::Debug for PooledConnection<M> {

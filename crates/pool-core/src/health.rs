@@ -276,3 +276,41 @@ fn assess_pool<M: Manager>(shared: &Shared<M>, record: bool) -> HealthStatus {
         uptime: Duration::from_millis(now_ms),
     })
 }
+
+/// Leaves `RECOVERING`: a connect succeeded, the supervisor's probe
+/// (`how`: "3 attempts") or any other that was already under way when the
+/// pool lost the database (`how`: "a connect under way"); either proves the
+/// database answers, so callers are served from now on instead of being
+/// turned away until the next probe. The supervisor sees the state and
+/// ends. Idempotent: only the call that makes the transition logs.
+pub(crate) fn recovered<M: Manager>(shared: &Shared<M>, how: &str) {
+    let down_for = shared.recovery.view(shared.now_ms()).down_for;
+    let attempts = shared
+        .recovery
+        .attempts
+        .load(crate::sync::Ordering::Relaxed);
+    // Cleared before the transition is visible, as `enter` sets it before.
+    shared.recovery.since.clear();
+    if !shared.state.transition(
+        PoolState::Healthy,
+        &format!(
+            "reconnected after {how}, {:.1} s down",
+            down_for.as_secs_f64()
+        ),
+    ) {
+        return;
+    }
+    let gauges = shared.ledger.gauges.read();
+    tracing::info!(
+        target: "pool_core::reconnect",
+        pool = %shared.config.name,
+        idle = gauges.idle,
+        total = gauges.open(),
+        attempts,
+        recovery_ms = down_for.as_millis() as u64,
+        "Connection pool recovered: {}/{} connections available",
+        gauges.idle,
+        gauges.open()
+    );
+    shared.maintenance_wakeup.notify_one();
+}

@@ -114,7 +114,7 @@ pub(crate) async fn connect<M: Manager>(
             if shared.state.get() == PoolState::Recovering {
                 // A connect under way when the pool lost the database
                 // (a caller's, maintenance's) got through: it is back.
-                crate::reconnect::recovered(shared, "a connect under way");
+                crate::health::recovered(shared, "a connect under way");
             }
             slot.set(SlotState::InUse);
             shared

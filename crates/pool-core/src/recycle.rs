@@ -25,6 +25,7 @@ use crate::config::PoolConfig;
 use crate::idle::Conn;
 use crate::manager::{Manager, Verdict};
 use crate::retire::RetireReason;
+use crate::shared::Shared;
 
 /// This connection's own lifetime: `max_lifetime` minus a uniform random
 /// share of up to `max_lifetime_jitter_percent` percent.
@@ -133,6 +134,52 @@ pub(crate) fn on_maintenance<C>(
     } else {
         None
     }
+}
+
+/// Acts on the judgement of a returned connection: back to the idle queue,
+/// or retired (evicting every connection when its server is lost).
+pub(crate) fn finish_return<M: Manager>(
+    shared: &Shared<M>,
+    mut conn: Conn<M::Connection>,
+    rejected: Option<Rejected>,
+    now_us: u64,
+    generation: u64,
+) {
+    match rejected {
+        None => {}
+        Some(Rejected::ServerLost(why)) => {
+            // The server itself is gone or changed role (shut down,
+            // demoted, failed over): every connection to it goes at
+            // once, not one failed request at a time. Only the first
+            // report of a generation evicts; a later one from the same
+            // old generation is already being retired, and just goes
+            // (as dirty: it saw the loss after the eviction).
+            if conn.generation == generation {
+                conn.retire(RetireReason::Evicted);
+                shared.evict(&why);
+            } else {
+                conn.retire(RetireReason::Dirty);
+            }
+            return;
+        }
+        Some(Rejected::Retire(reason)) => {
+            if reason == RetireReason::Broken {
+                // A connection that died under its user: the server may
+                // have restarted, so check the idle ones before handing
+                // them out.
+                shared.suspect_idle_connections();
+            }
+            conn.retire(reason);
+            return;
+        }
+        Some(Rejected::Settle) => {
+            // A settle that asks to settle again: its state is unknown.
+            conn.retire(RetireReason::Dirty);
+            return;
+        }
+    }
+    conn.last_used_us = now_us;
+    shared.return_to_idle(conn);
 }
 
 #[cfg(test)]

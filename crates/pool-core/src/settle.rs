@@ -25,11 +25,10 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt;
 
-use crate::guard::finish_return;
 use crate::idle::Conn;
 use crate::manager::{Manager, Verdict};
 use crate::open::panic_message;
-use crate::recycle::judge;
+use crate::recycle::{finish_return, judge};
 use crate::retire::RetireReason;
 use crate::shared::{Permit, Shared};
 use crate::sync::Arc;
