@@ -6,7 +6,7 @@
 //! string, an `after_connect` hook, another TLS connector; then
 //! [`PgPool::from_manager`](crate::PgPool::from_manager)), that calls the
 //! manager's checks directly, or that is written against pool-core's
-//! generic [`Pool`] (reached with [`PgPool::core`](crate::PgPool::core)).
+//! generic [`Pool`] (over a manager of its own).
 //!
 //! Invariant: [`PgManager`] is the only [`Manager`] of this crate; its
 //! error is [`PgError`], the connect or liveness-check failure that a

@@ -184,14 +184,6 @@ where
     pub fn manager(&self) -> &PgManager<T> {
         self.core.manager()
     }
-
-    /// The generic pool underneath, for code written against pool-core's
-    /// `Pool` (e.g. a function generic over any `Manager`). Its errors are
-    /// the bare [`PoolError`]; everything a PostgreSQL user needs is on
-    /// `PgPool` itself.
-    pub fn core(&self) -> &Pool<PgManager<T>> {
-        &self.core
-    }
 }
 
 impl<T> Clone for PgPool<T>
