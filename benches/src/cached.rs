@@ -57,7 +57,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use futures_util::future::try_join_all;
 use pg_tempdb::TempDb;
-use pool_pg::{PgPool, PgPoolExt, PoolConfig};
+use pool_pg::{PgPool, PoolConfig};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::Row as _;
 use tokio_postgres::{Client, NoTls, Statement};

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::{join_all, try_join_all};
 use pg_tempdb::TempDb;
-use pool_pg::{PgPool, PgPoolExt, PoolConfig};
+use pool_pg::{PgPool, PoolConfig};
 use tokio_postgres::{Client, NoTls};
 
 use crate::{Contender, Floor, OpError};

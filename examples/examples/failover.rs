@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pg_tempdb::{TempCluster, TempDb};
-use pool_pg::{PgPool, PgPoolExt, PoolConfig};
+use pool_pg::{PgPool, PoolConfig};
 use tokio::time::Instant;
 
 type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use pg_tempdb::TempDb;
 use pool_pg::tokio_postgres::config::SslMode;
-use pool_pg::{HealthState, NoTls, PgConfig, PgPool, PgPoolExt, PoolConfig, PoolState};
+use pool_pg::{HealthState, NoTls, PgConfig, PgPool, PoolConfig, PoolState};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
@@ -79,6 +79,14 @@ async fn acquisition(pool: &PgPool) -> Result<(), Error> {
     println!("41 + 1 = {}", row.get::<_, i32>(0));
     drop(conn); // back to the pool
 
+    // acquire_timeout(): a deadline of this call's own; pool and query
+    // errors are one type, pool_pg::Error.
+    match relations(pool).await {
+        Ok(n) => println!("{n} relations"),
+        Err(error) if error.is_retryable() => println!("try again later: {error}"),
+        Err(error) => return Err(error.into()),
+    }
+
     // try_acquire(): an idle connection now, or an error at once.
     match pool.try_acquire() {
         Ok(conn) => println!("got idle connection {}", conn.id()),
@@ -111,6 +119,13 @@ async fn acquisition(pool: &PgPool) -> Result<(), Error> {
     println!("leader: {leader}");
     conn.discard();
     Ok(())
+}
+
+/// A per-call deadline, and one error type for the pool and the query.
+async fn relations(pool: &PgPool) -> Result<i64, pool_pg::Error> {
+    let conn = pool.acquire_timeout(Duration::from_millis(200)).await?;
+    let row = conn.query_one("SELECT count(*) FROM pg_class", &[]).await?;
+    Ok(row.get(0))
 }
 
 /// The health verdict and a few statistics.

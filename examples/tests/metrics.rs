@@ -19,7 +19,7 @@ use pool_pg::metrics::{
     LEAKS_SUSPECTED, MANAGER_PANICS, PENDING_REQUESTS, POOL_HEALTH, POOL_STATE, TIMEOUTS, USE_TIME,
     WAIT_TIME,
 };
-use pool_pg::{PgPool, PgPoolExt, PoolConfig, Statistics};
+use pool_pg::{PgPool, PoolConfig, Statistics};
 
 /// How long the pool may take to settle at `min_size`.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(10);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use examples::db_error::{ErrorKind, Failure};
 use examples::query::{run_read_only, Limits, QueryError};
-use pool_pg::{PgPool, PgPoolExt, PoolConfig};
+use pool_pg::{PgPool, PoolConfig};
 use serde_json::{json, Value};
 
 async fn pool(db: &pg_tempdb::TempDb) -> PgPool {

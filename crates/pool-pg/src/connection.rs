@@ -20,7 +20,7 @@
 //! * When the task ends on its own with an error (the server terminated the
 //!   backend, the network failed), the error is logged at `WARN` with target
 //!   `pool_pg::connection` and counted in
-//!   [`PgManager::connection_errors`](crate::PgManager::connection_errors):
+//!   [`PgManager::connection_errors`](crate::backend::PgManager::connection_errors):
 //!   it never vanishes. The client then reports
 //!   [`is_closed`](tokio_postgres::Client::is_closed), which the pool's free
 //!   `is_broken` check reads on every checkout and return.
@@ -66,7 +66,7 @@ use crate::wire::{Status, Unclean, Wire};
 /// # Everything is tracked
 ///
 /// The pool reads the connection's protocol stream itself (see
-/// [`PgManager`](crate::PgManager)), so whatever path a request takes,
+/// [`PgManager`](crate::backend::PgManager)), so whatever path a request takes,
 /// this type's methods, the [`Client`] behind `Deref`, code generic over
 /// `tokio_postgres::GenericClient` (pass `&*conn` or
 /// [`client`](Self::client)), transactions, row streams, `COPY`, the pool

@@ -43,7 +43,7 @@ pub(crate) enum Cause {
     Io(io::Error),
 }
 
-/// A failed connect or liveness check of a [`PgManager`](crate::PgManager).
+/// A failed connect or liveness check of a [`PgManager`](crate::backend::PgManager).
 ///
 /// Its `Display` is the whole story (see the module docs); `source()` is the
 /// [`tokio_postgres::Error`] or, for a failure of the socket itself

@@ -34,7 +34,7 @@ pub type HookFuture<'a> =
     Pin<Box<dyn Future<Output = Result<(), tokio_postgres::Error>> + Send + 'a>>;
 
 /// A hook run on every new connection before the pool uses it (e.g.
-/// `SET search_path`); see [`PgManager::after_connect`](crate::PgManager::after_connect).
+/// `SET search_path`); see [`PgManager::after_connect`](crate::backend::PgManager::after_connect).
 pub type AfterConnect = Arc<dyn for<'a> Fn(&'a mut PgConnection) -> HookFuture<'a> + Send + Sync>;
 
 /// The future a [`KeepHook`] returns: `Ok(true)` keeps the connection,
@@ -43,8 +43,8 @@ pub type KeepFuture<'a> =
     Pin<Box<dyn Future<Output = Result<bool, tokio_postgres::Error>> + Send + 'a>>;
 
 /// A hook that decides whether a connection is kept: see
-/// [`PgManager::before_acquire`](crate::PgManager::before_acquire) and
-/// [`PgManager::after_release`](crate::PgManager::after_release).
+/// [`PgManager::before_acquire`](crate::backend::PgManager::before_acquire) and
+/// [`PgManager::after_release`](crate::backend::PgManager::after_release).
 pub type KeepHook = Arc<dyn for<'a> Fn(&'a mut PgConnection) -> KeepFuture<'a> + Send + Sync>;
 
 /// Setting the hooks.
@@ -70,7 +70,7 @@ impl<T> PgManager<T> {
     /// retried like any failed connect.
     ///
     /// ```
-    /// # fn demo(manager: pool_pg::PgManager) -> pool_pg::PgManager {
+    /// # fn demo(manager: pool_pg::backend::PgManager) -> pool_pg::backend::PgManager {
     /// manager.after_connect(|conn| {
     ///     Box::pin(async move { conn.batch_execute("SET search_path TO app, public").await })
     /// })
@@ -97,7 +97,7 @@ impl<T> PgManager<T> {
     /// toward `max_queries`.
     ///
     /// ```
-    /// # fn demo(manager: pool_pg::PgManager) -> pool_pg::PgManager {
+    /// # fn demo(manager: pool_pg::backend::PgManager) -> pool_pg::backend::PgManager {
     /// // Never lend a session that still holds an advisory lock.
     /// manager.before_acquire(|conn| {
     ///     Box::pin(async move {
@@ -128,7 +128,7 @@ impl<T> PgManager<T> {
     /// `max_queries`.
     ///
     /// ```
-    /// # fn demo(manager: pool_pg::PgManager) -> pool_pg::PgManager {
+    /// # fn demo(manager: pool_pg::backend::PgManager) -> pool_pg::backend::PgManager {
     /// // Keep no session that created temporary tables.
     /// manager.after_release(|conn| {
     ///     Box::pin(async move {

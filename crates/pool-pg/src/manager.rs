@@ -61,18 +61,19 @@ pub const SETTLE_TIMEOUT: Duration = Duration::from_millis(250);
 /// [`PgConfig`](crate::PgConfig#tls)).
 ///
 /// Build one from a `tokio_postgres::Config` when the URL-based
-/// constructors ([`PgConfig`](crate::PgConfig), [`PgPoolExt`](crate::PgPoolExt))
+/// constructors ([`PgConfig`](crate::PgConfig), [`PgPool::connect`](crate::PgPool::connect))
 /// do not fit, for instance with a libpq `key=value` string or TLS:
 ///
 /// ```
-/// use pool_pg::{PgManager, Pool, PoolConfig};
+/// use pool_pg::backend::PgManager;
+/// use pool_pg::{PgPool, PoolConfig};
 ///
 /// let config: pool_pg::tokio_postgres::Config =
 ///     "host=localhost user=app dbname=app".parse().unwrap();
 /// let manager = PgManager::new(config);
 /// assert_eq!(manager.pg_config().get_application_name(), Some("pool-pg"));
 /// # async fn build(manager: PgManager) -> Result<(), pool_pg::Error> {
-/// let _pool = Pool::build(manager, PoolConfig::default()).await?;
+/// let _pool = PgPool::from_manager(manager, PoolConfig::default()).await?;
 /// # Ok(()) }
 /// ```
 pub struct PgManager<T = PgTls> {
@@ -161,7 +162,7 @@ impl<T> PgManager<T> {
 
     /// Sets how many prepared statements each connection caches (see
     /// [`PgConnection`#prepared-statements]); 0 turns the cache off.
-    /// Default [256](crate::DEFAULT_STATEMENT_CACHE_SIZE); from the
+    /// Default [256](crate::defaults::DEFAULT_STATEMENT_CACHE_SIZE); from the
     /// environment, `POOL_STATEMENT_CACHE_SIZE`. Turn it off behind
     /// PgBouncer in transaction mode before 1.21 (see
     /// `docs/high-availability.md`).

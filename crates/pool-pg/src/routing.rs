@@ -36,11 +36,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use pool_core::{ConfigError, PoolConfig, Statistics};
+use pool_core::{ConfigError, Manager, PoolConfig, Statistics};
 use tokio_postgres::config::TargetSessionAttrs;
 
 use crate::config::PgConfig;
-use crate::pool::{Error, PgPool, PgPooledConnection};
+use crate::connection::PgConnection;
+use crate::error::PgError;
+use crate::manager::PgManager;
+use crate::pool::{PgPool, PgPooledConnection};
+use crate::tls::PgTls;
+use crate::user_error::Error;
 
 /// The variable holding the standbys' URL for [`ReadWritePools::from_env`].
 pub const DATABASE_REPLICA_URL: &str = "DATABASE_REPLICA_URL";
@@ -60,7 +65,9 @@ pub(crate) const REPLICA_SUFFIX: &str = "replica";
 pub(crate) const PREFER_STANDBY: &str = "target_session_attrs=prefer-standby";
 
 /// A primary pool for writes and an optional replica pool for reads; see
-/// the module docs.
+/// the module docs. Generic over the TLS connector like [`PgPool`]: the
+/// URL constructors build `ReadWritePools<PgTls>` (TLS as `sslmode` says),
+/// [`new`](Self::new) routes over any two pools of one connector.
 ///
 /// ```no_run
 /// use pool_pg::{PoolConfig, ReadWritePools};
@@ -77,9 +84,12 @@ pub(crate) const PREFER_STANDBY: &str = "target_session_attrs=prefer-standby";
 /// # let _ = n; Ok(()) }
 /// ```
 #[derive(Debug)]
-pub struct ReadWritePools {
-    primary: PgPool,
-    replicas: Option<PgPool>,
+pub struct ReadWritePools<T = PgTls>
+where
+    PgManager<T>: Manager,
+{
+    primary: PgPool<T>,
+    replicas: Option<PgPool<T>>,
     read_fallback: Duration,
     /// Reads served by the primary because the replica pool could not.
     reads_on_primary: AtomicU64,
@@ -98,9 +108,13 @@ pub struct ReadWriteStatistics {
     pub reads_on_primary: u64,
 }
 
-impl ReadWritePools {
-    /// Routes over two pools you built yourself (e.g. with TLS settings).
-    pub fn new(primary: PgPool, replicas: Option<PgPool>) -> Self {
+impl<T> ReadWritePools<T>
+where
+    PgManager<T>: Manager<Connection = PgConnection, Error = PgError>,
+{
+    /// Routes over two pools you built yourself (e.g. with another TLS
+    /// connector, through [`PgConfig::build_with_tls`]).
+    pub fn new(primary: PgPool<T>, replicas: Option<PgPool<T>>) -> Self {
         Self {
             primary,
             replicas,
@@ -115,6 +129,65 @@ impl ReadWritePools {
         self
     }
 
+    /// A connection to the primary, for writes (and reads that must see
+    /// the latest write).
+    #[track_caller]
+    pub fn write(
+        &self,
+    ) -> impl std::future::Future<Output = Result<PgPooledConnection<T>, Error>> + Send + '_ {
+        self.primary.acquire()
+    }
+
+    /// A connection for reads: a standby's, or the primary's when no
+    /// standby can lend one within the read fallback window.
+    pub async fn read(&self) -> Result<PgPooledConnection<T>, Error> {
+        let Some(replicas) = &self.replicas else {
+            return self.primary.acquire().await;
+        };
+        // A RECOVERING replica pool turns the caller away at once (and
+        // counts it as demand for an early probe, so a standby that is back
+        // is found quickly). Cancel-safe: a dropped acquire gives its
+        // permit back.
+        let why = match tokio::time::timeout(self.read_fallback, replicas.acquire()).await {
+            Ok(Ok(conn)) => return Ok(conn),
+            Ok(Err(error)) if error.is_closed() => return Err(error),
+            Ok(Err(error)) => error.to_string(),
+            Err(_) => format!("no standby connection within {:?}", self.read_fallback),
+        };
+        self.reads_on_primary.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(target: "pool_pg::routing", reason = %why, "reading on the primary");
+        self.primary.acquire().await
+    }
+
+    /// The primary pool.
+    pub fn primary(&self) -> &PgPool<T> {
+        &self.primary
+    }
+
+    /// The replica pool, if there is one.
+    pub fn replicas(&self) -> Option<&PgPool<T>> {
+        self.replicas.as_ref()
+    }
+
+    /// Both pools' statistics and the fallback count.
+    pub fn statistics(&self) -> ReadWriteStatistics {
+        ReadWriteStatistics {
+            primary: self.primary.statistics(),
+            replicas: self.replicas.as_ref().map(|pool| pool.statistics()),
+            reads_on_primary: self.reads_on_primary.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Closes both pools.
+    pub fn close(&self) {
+        self.primary.close();
+        if let Some(replicas) = &self.replicas {
+            replicas.close();
+        }
+    }
+}
+
+impl ReadWritePools {
     /// Builds the primary pool from `primary_url` and, if given, the
     /// replica pool from `replica_url`, both with `config`, named
     /// `<name>.primary` and `<name>.replica` after `config.name`. A
@@ -197,60 +270,6 @@ impl ReadWritePools {
             }),
         };
         Ok(Self::new(primary, replicas))
-    }
-
-    /// A connection to the primary, for writes (and reads that must see
-    /// the latest write).
-    pub async fn write(&self) -> Result<PgPooledConnection, Error> {
-        self.primary.acquire().await
-    }
-
-    /// A connection for reads: a standby's, or the primary's when no
-    /// standby can lend one within the read fallback window.
-    pub async fn read(&self) -> Result<PgPooledConnection, Error> {
-        let Some(replicas) = &self.replicas else {
-            return self.primary.acquire().await;
-        };
-        // A RECOVERING replica pool turns the caller away at once (and
-        // counts it as demand for an early probe, so a standby that is back
-        // is found quickly). Cancel-safe: a dropped acquire gives its
-        // permit back.
-        let why = match tokio::time::timeout(self.read_fallback, replicas.acquire()).await {
-            Ok(Ok(conn)) => return Ok(conn),
-            Ok(Err(error)) if error.is_closed() => return Err(error),
-            Ok(Err(error)) => error.to_string(),
-            Err(_) => format!("no standby connection within {:?}", self.read_fallback),
-        };
-        self.reads_on_primary.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(target: "pool_pg::routing", reason = %why, "reading on the primary");
-        self.primary.acquire().await
-    }
-
-    /// The primary pool.
-    pub fn primary(&self) -> &PgPool {
-        &self.primary
-    }
-
-    /// The replica pool, if there is one.
-    pub fn replicas(&self) -> Option<&PgPool> {
-        self.replicas.as_ref()
-    }
-
-    /// Both pools' statistics and the fallback count.
-    pub fn statistics(&self) -> ReadWriteStatistics {
-        ReadWriteStatistics {
-            primary: self.primary.statistics(),
-            replicas: self.replicas.as_ref().map(PgPool::statistics),
-            reads_on_primary: self.reads_on_primary.load(Ordering::Relaxed),
-        }
-    }
-
-    /// Closes both pools.
-    pub fn close(&self) {
-        self.primary.close();
-        if let Some(replicas) = &self.replicas {
-            replicas.close();
-        }
     }
 }
 

@@ -154,10 +154,11 @@ impl std::error::Error for UnknownSslMode {}
 ///
 /// [`PgConfig`](crate::PgConfig) makes one from `sslmode` / `sslrootcert`
 /// (see the [module docs](crate::PgConfig#tls)); make one yourself for a
-/// [`PgManager`](crate::PgManager) or to override the configuration:
+/// [`PgManager`](crate::backend::PgManager) or to override the configuration:
 ///
 /// ```
-/// use pool_pg::{PgTls, SslMode};
+/// use pool_pg::backend::PgTls;
+/// use pool_pg::SslMode;
 ///
 /// let plain = PgTls::new(SslMode::Disable, None)?;
 /// assert!(!plain.is_tls_capable());
@@ -327,8 +328,10 @@ mod tests {
     #[test]
     fn a_mode_that_requires_tls_overrides_a_plain_ssl_mode() {
         let mut config: Config = "postgres://app@db/x?sslmode=disable".parse().unwrap();
-        let manager =
-            crate::PgManager::with_tls(config.clone(), PgTls::new(SslMode::Require, None).unwrap());
+        let manager = crate::backend::PgManager::with_tls(
+            config.clone(),
+            PgTls::new(SslMode::Require, None).unwrap(),
+        );
         assert_eq!(manager.pg_config().get_ssl_mode(), WireMode::Require);
         PgTls::new(SslMode::Require, None).unwrap().fit(&mut config);
         assert_eq!(config.get_ssl_mode(), WireMode::Require);

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use pool_pg::{
-    ConfigError, PgConfig, PgPool, PgPoolExt, PoolConfig, DEFAULT_APPLICATION_NAME,
-    DEFAULT_KEEPALIVES_IDLE,
-};
+use pool_pg::defaults::{DEFAULT_APPLICATION_NAME, DEFAULT_KEEPALIVES_IDLE};
+use pool_pg::{ConfigError, PgConfig, PgPool, PoolConfig};
 
 const GOOD_URL: &str = "postgres://app:pw@db.internal:5432/orders";
 
@@ -198,7 +196,7 @@ fn connections_get_an_application_name_keepalives_and_a_tcp_connect_timeout() {
     assert_eq!(pg.get_connect_timeout(), Some(&Duration::from_millis(1500)));
     assert_eq!(
         pg.get_tcp_user_timeout(),
-        Some(&pool_pg::DEFAULT_TCP_USER_TIMEOUT)
+        Some(&pool_pg::defaults::DEFAULT_TCP_USER_TIMEOUT)
     );
     assert_eq!(
         manager.redacted_url(),
@@ -209,7 +207,7 @@ fn connections_get_an_application_name_keepalives_and_a_tcp_connect_timeout() {
 #[test]
 fn the_crate_docs_list_every_pool_variable() {
     let crate_docs = include_str!("../src/lib.rs");
-    for variable in pool_pg::POOL_VARIABLES {
+    for variable in pool_pg::defaults::POOL_VARIABLES {
         assert!(
             crate_docs.contains(&format!("//! | `{variable}` |")),
             "{variable} is missing from the table in src/lib.rs"

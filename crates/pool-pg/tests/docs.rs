@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use pool_pg::{POOL_PG_VARIABLES, POOL_VARIABLES};
+use pool_pg::defaults::{POOL_PG_VARIABLES, POOL_VARIABLES};
 
 /// Every table in the workspace that lists `POOL_*` variables, from this
 /// crate's directory.

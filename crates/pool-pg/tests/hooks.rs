@@ -8,7 +8,8 @@ mod common;
 
 use common::{backend_pid, start_db, wait_until};
 use pg_tempdb::TempDb;
-use pool_pg::{KeepFuture, PgConfig, PgConnection, PgManager, PgPool};
+use pool_pg::backend::{KeepFuture, PgManager};
+use pool_pg::{PgConfig, PgConnection, PgPool};
 
 /// A pool of one warm connection (two at most) on `db`, with `hooks`.
 async fn pool(db: &TempDb, hooks: impl FnOnce(PgManager) -> PgManager) -> PgPool {
@@ -18,7 +19,7 @@ async fn pool(db: &TempDb, hooks: impl FnOnce(PgManager) -> PgManager) -> PgPool
         ("POOL_MAX_SIZE", "2"),
     ])
     .expect("the configuration");
-    pool_pg::Pool::build(hooks(config.manager()), config.pool)
+    PgPool::from_manager(hooks(config.manager()), config.pool)
         .await
         .expect("build the pool")
 }

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{capture_logs, start_db, url_for, wait_until};
-use pool_pg::{PgPool, PgPoolExt, PoolConfig};
+use pool_pg::{PgPool, PoolConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_held_past_the_leak_timeout_is_reported_with_its_line_and_comes_back() {

@@ -19,9 +19,10 @@ use common::{
     wait_until, StateLog, DEMAND_EVERY, MARGIN, WAIT,
 };
 use pg_tempdb::TempDb;
+use pool_pg::detail::ConnectionError;
 use pool_pg::tokio_postgres::error::SqlState;
 use pool_pg::tokio_postgres::{Client, NoTls};
-use pool_pg::{ConnectionError, Phase, PoolConfig, PoolState};
+use pool_pg::{Phase, PoolConfig, PoolState};
 use tokio::task::JoinHandle;
 use tokio::time::{timeout, Instant};
 

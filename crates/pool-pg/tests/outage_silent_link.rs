@@ -34,7 +34,8 @@ use std::time::Duration;
 use common::{
     backend_pid, capture_logs, connect, start_db, url_for, url_with_app, wait_until, WAIT,
 };
-use pool_pg::{PoolConfig, DEFAULT_TCP_USER_TIMEOUT};
+use pool_pg::defaults::DEFAULT_TCP_USER_TIMEOUT;
+use pool_pg::PoolConfig;
 use tokio::time::{timeout, Instant};
 
 /// Set (to `1`) in the environment of the child that runs in the private

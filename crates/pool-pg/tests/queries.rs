@@ -3,7 +3,8 @@
 mod common;
 
 use common::{small_pool, start_db};
-use pool_pg::{PgPool, PgPoolExt, DEFAULT_APPLICATION_NAME};
+use pool_pg::defaults::DEFAULT_APPLICATION_NAME;
+use pool_pg::PgPool;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_and_transactions_run_through_the_guard() {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{small_pool, start_db, wait_until};
-use pool_pg::{PgPool, PgPoolExt};
+use pool_pg::PgPool;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_whose_backend_was_terminated_is_replaced() {

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use common::{capture_logs, small_pool, start_db, wait_until, MARGIN};
 use pg_tempdb::TempDb;
+use pool_pg::backend::{Manager, Verdict};
+use pool_pg::defaults::DEFAULT_APPLICATION_NAME;
 use pool_pg::tokio_postgres::{GenericClient, IsolationLevel, SimpleQueryMessage};
-use pool_pg::{
-    Manager, PgConnection, PgPool, PgPoolExt, PoolConfig, Verdict, DEFAULT_APPLICATION_NAME,
-};
+use pool_pg::{PgConnection, PgPool, PoolConfig};
 use tokio::time::{timeout, Instant};
 
 /// One connection at most, so "the next connection" is unambiguous.

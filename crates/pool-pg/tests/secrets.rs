@@ -19,7 +19,7 @@ use common::{
     PASSWORD, WRONG_PASSWORD,
 };
 use pg_tempdb::TempDb;
-use pool_pg::{redact_url, PgConfig, PgPool, PgPoolExt, PoolConfig};
+use pool_pg::{redact_url, PgConfig, PgPool, PoolConfig};
 
 /// A password's tail after an `@`, as distinctive as [`PASSWORD`]: with it,
 /// `{PASSWORD}@{TAIL}` leaks if either piece shows.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{backend_pid, start_db, wait_until, MARGIN};
 use futures_util::{SinkExt, StreamExt};
 use pool_pg::tokio_postgres::GenericClient;
-use pool_pg::{PgPool, PgPoolExt, PoolConfig};
+use pool_pg::{PgPool, PoolConfig};
 use tokio::time::{timeout, Instant};
 
 async fn pool(db: &pg_tempdb::TempDb, size: u32) -> PgPool {

@@ -185,7 +185,7 @@ async fn a_failing_reset_closes_the_connection_and_is_counted() {
     let manager = config
         .manager()
         .reset_on_return("SELECT no_such_function()");
-    let pool = pool_pg::Pool::build(manager, config.pool)
+    let pool = pool_pg::PgPool::from_manager(manager, config.pool)
         .await
         .expect("build");
     let conn = pool.acquire().await.expect("acquire");
@@ -210,7 +210,7 @@ async fn an_after_connect_hook_sets_up_every_new_connection_uncounted() {
     let manager = config.manager().after_connect(|conn| {
         Box::pin(async move { conn.batch_execute("SET search_path TO app").await })
     });
-    let pool = pool_pg::Pool::build(manager, config.pool)
+    let pool = pool_pg::PgPool::from_manager(manager, config.pool)
         .await
         .expect("build");
     let a = pool.acquire().await.expect("a");

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use common::{assert_no_secret, capture_logs, every_rendering, PASSWORD};
 use pg_tempdb::TempDb;
-use pool_pg::{PgConfig, PgPool, PgPoolExt, SslMode};
+use pool_pg::{PgConfig, PgPool, SslMode};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,

@@ -4,7 +4,8 @@
 mod common;
 
 use common::{start_db, WAIT};
-use pool_pg::{PgPool, PgPoolExt, PoolConfig, DEFAULT_APPLICATION_NAME};
+use pool_pg::defaults::DEFAULT_APPLICATION_NAME;
+use pool_pg::{PgPool, PoolConfig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn build_opens_and_validates_min_size_connections() {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use pg_tempdb::TempDb;
-use pool_pg::{PgConnection, PgPool, PgPoolExt, PoolConfig, PoolState};
+use pool_pg::{PgConnection, PgPool, PoolConfig, PoolState};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
