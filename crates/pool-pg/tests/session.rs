@@ -159,14 +159,15 @@ async fn copy_in_and_out_leave_the_connection_clean_and_counted() {
     sink.send(bytes_of("1\n2\n3\n")).await.expect("send");
     let copied = sink.as_mut().finish().await.expect("finish");
     assert_eq!(copied, 3);
-    assert!(!conn.is_dirty(), "the ignored Sync of an extended COPY");
+    // The ReadyForQuery after CommandComplete may still be on its way.
+    wait_until("the COPY FROM's ReadyForQuery", || !conn.is_dirty()).await;
     let out = conn
         .copy_out("COPY items TO STDOUT")
         .await
         .expect("COPY TO");
     let chunks: Vec<_> = out.collect().await;
     assert_eq!(chunks.len(), 3);
-    assert!(!conn.is_dirty());
+    wait_until("the COPY TO's ReadyForQuery", || !conn.is_dirty()).await;
     assert_eq!(conn.statements() - before, 2, "two COPY commands");
     drop(conn);
     let conn = timeout(Duration::from_secs(5), pool.acquire())
