@@ -206,7 +206,7 @@ fn quote_literal(text: &str) -> String {
 }
 
 /// `"name"`, with double quotes doubled.
-fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 

@@ -88,6 +88,7 @@ mod shared;
 mod shutdown;
 mod site;
 mod slot;
+mod slow_path;
 mod stamp;
 mod state;
 mod stats;
